@@ -1,0 +1,87 @@
+//! One transaction per tick for every task this instance owns: heartbeat, durable offsets,
+//! progress milestones, and the answer to "do I still hold it, and does anyone want it stopped?".
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::writes::{Actor, insert_event};
+use super::{Store, StoreError, to_ms};
+use crate::model::{EventKind, Lease};
+
+/// What the owner knows of one task at a tick. Offsets are durable (synced to disk) only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskProgress {
+    pub lease: Lease,
+    /// `(file index, durable offset)` of files being written.
+    pub files: Vec<(u32, u64)>,
+    /// True when bytes arrived since the last tick.
+    pub progressed: bool,
+    /// A milestone crossed since the last tick ("50% of 1.0 GiB").
+    pub milestone: Option<String>,
+}
+
+/// The database's answer for one task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeartbeatReply {
+    /// Still ours; `cancel` is true when an operator asked to stop it.
+    Held { lease: Lease, cancel: bool },
+    /// Another claim (restart, recovery) replaced ours: stop writing at once.
+    Lost { lease: Lease },
+}
+
+impl Store {
+    /// Writes the heartbeat of the instance and all its tasks in one transaction.
+    pub fn heartbeat(
+        &mut self,
+        by: &Actor,
+        tasks: &[TaskProgress],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<HeartbeatReply>, StoreError> {
+        let now_ms = to_ms(now);
+        self.write(|tx| {
+            tx.prepare_cached("UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1")?
+                .execute(params![by.instance.0, now_ms])?;
+            let mut replies = Vec::with_capacity(tasks.len());
+            let mut touch = tx.prepare_cached(
+                "UPDATE tasks SET updated_at = ?3, \
+                   progress_at = CASE WHEN ?4 THEN ?3 ELSE progress_at END \
+                 WHERE id = ?1 AND attempt = ?2 AND status = 'running' RETURNING control",
+            )?;
+            let mut file_offset = tx.prepare_cached(
+                "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
+            )?;
+            let mut totals = tx.prepare_cached(
+                "UPDATE tasks SET bytes_done = \
+                   (SELECT COALESCE(SUM(bytes_done), 0) FROM files WHERE task_id = ?1) \
+                 WHERE id = ?1",
+            )?;
+            for task in tasks {
+                let lease = task.lease;
+                let control: Option<Option<String>> = touch
+                    .query_row(
+                        params![lease.task.0, lease.attempt.0, now_ms, task.progressed],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(control) = control else {
+                    replies.push(HeartbeatReply::Lost { lease });
+                    continue;
+                };
+                if !task.files.is_empty() {
+                    for (index, offset) in &task.files {
+                        file_offset.execute(params![lease.task.0, *index as i64, *offset as i64])?;
+                    }
+                    totals.execute([lease.task.0])?;
+                }
+                if let Some(milestone) = &task.milestone {
+                    insert_event(tx, lease.task, lease.attempt, EventKind::Progress, Some(by), milestone, now)?;
+                }
+                replies.push(HeartbeatReply::Held {
+                    lease,
+                    cancel: control.as_deref() == Some("cancel"),
+                });
+            }
+            Ok(replies)
+        })
+    }
+}

@@ -1,0 +1,263 @@
+//! Queries: tasks, files, events, instances, history pages. Every method is a short read;
+//! none holds a transaction open after it returns.
+
+use rusqlite::{OptionalExtension, params_from_iter, types::Value};
+
+use super::{Reader, StoreError, rows};
+use crate::model::{FileEntry, Instance, InstanceId, Status, Task, TaskEvent, TaskId};
+
+/// Which tasks a history page shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HistoryFilter {
+    pub status: Option<Status>,
+    pub project: Option<String>,
+    /// Case-insensitive substring of the name or project.
+    pub text: Option<String>,
+}
+
+/// Tasks of one status in one project.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub project: String,
+    pub status: Status,
+    pub count: u64,
+}
+
+impl HistoryFilter {
+    fn where_clause(&self) -> (String, Vec<Value>) {
+        let mut clauses = Vec::new();
+        let mut params = Vec::new();
+        if let Some(status) = self.status {
+            clauses.push("status = ?");
+            params.push(Value::Text(status.as_str().to_owned()));
+        }
+        if let Some(project) = &self.project {
+            clauses.push("project = ?");
+            params.push(Value::Text(project.clone()));
+        }
+        if let Some(text) = self.text.as_ref().filter(|t| !t.is_empty()) {
+            clauses.push("(name LIKE ? ESCAPE '\\' OR project LIKE ? ESCAPE '\\')");
+            let escaped = text
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            let pattern = format!("%{escaped}%");
+            params.push(Value::Text(pattern.clone()));
+            params.push(Value::Text(pattern));
+        }
+        if clauses.is_empty() {
+            (String::new(), params)
+        } else {
+            (format!("WHERE {}", clauses.join(" AND ")), params)
+        }
+    }
+}
+
+impl Reader {
+    /// One task, or `None` when the id is unknown.
+    pub fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        let sql = format!("SELECT {} FROM tasks WHERE id = ?1", rows::TASK_COLUMNS);
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([id.0], rows::task)
+            .optional()?)
+    }
+
+    /// The files of a task, in order.
+    pub fn files(&self, id: TaskId) -> Result<Vec<FileEntry>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM files WHERE task_id = ?1 ORDER BY idx",
+            rows::FILE_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let files = stmt.query_map([id.0], rows::file)?.collect::<Result<_, _>>()?;
+        Ok(files)
+    }
+
+    /// A task's event log, oldest first.
+    pub fn events(&self, id: TaskId) -> Result<Vec<TaskEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM task_events WHERE task_id = ?1 ORDER BY id",
+            rows::EVENT_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let events = stmt.query_map([id.0], rows::event)?.collect::<Result<_, _>>()?;
+        Ok(events)
+    }
+
+    /// The newest events of every task with an id above `after`, oldest first (for the Log).
+    pub fn recent_events(&self, after: i64, limit: usize) -> Result<Vec<TaskEvent>, StoreError> {
+        let sql = format!(
+            "SELECT * FROM (SELECT {} FROM task_events WHERE id > ?1 AND kind != 'progress' \
+             ORDER BY id DESC LIMIT ?2) ORDER BY id",
+            rows::EVENT_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let events = stmt
+            .query_map(rusqlite::params![after, limit as i64], rows::event)?
+            .collect::<Result<_, _>>()?;
+        Ok(events)
+    }
+
+    /// Queued, running and interrupted tasks, oldest first.
+    pub fn unfinished(&self) -> Result<Vec<Task>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE status IN ('queued', 'running', 'interrupted') ORDER BY id",
+            rows::TASK_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let tasks = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        Ok(tasks)
+    }
+
+    /// Running tasks only (the stale sweep's input).
+    pub fn running(&self) -> Result<Vec<Task>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE status = 'running' ORDER BY id",
+            rows::TASK_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let tasks = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        Ok(tasks)
+    }
+
+    /// True when some task is queued, or interrupted and resumable.
+    pub fn has_waiting_work(&self, resume_interrupted: bool) -> Result<bool, StoreError> {
+        let sql = "SELECT EXISTS(SELECT 1 FROM tasks WHERE status = 'queued' \
+                   OR (?1 AND status = 'interrupted'))";
+        Ok(self
+            .conn
+            .prepare_cached(sql)?
+            .query_row([resume_interrupted], |r| r.get(0))?)
+    }
+
+    /// One page of history, newest first.
+    pub fn history_page(
+        &self,
+        filter: &HistoryFilter,
+        offset: u64,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let (clause, mut params) = filter.where_clause();
+        let sql = format!(
+            "SELECT {} FROM tasks {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
+            rows::TASK_COLUMNS
+        );
+        params.push(Value::Integer(limit as i64));
+        params.push(Value::Integer(offset as i64));
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let tasks = stmt
+            .query_map(params_from_iter(params), rows::task)?
+            .collect::<Result<_, _>>()?;
+        Ok(tasks)
+    }
+
+    /// How many tasks the filter matches.
+    pub fn history_count(&self, filter: &HistoryFilter) -> Result<u64, StoreError> {
+        let (clause, params) = filter.where_clause();
+        let sql = format!("SELECT COUNT(*) FROM tasks {clause}");
+        let count: i64 = self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(params), |r| r.get(0))?;
+        Ok(count.max(0) as u64)
+    }
+
+    /// Task counts by project and status.
+    pub fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT project, status, COUNT(*) FROM tasks GROUP BY project, status ORDER BY 1, 2",
+        )?;
+        let counts = stmt
+            .query_map([], |r| {
+                let status: String = r.get(1)?;
+                Ok(StatusCount {
+                    project: r.get(0)?,
+                    status: Status::parse(&status).unwrap_or(Status::Failed),
+                    count: r.get::<_, i64>(2)?.max(0) as u64,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+        Ok(counts)
+    }
+
+    /// Every instance that has not said it stopped.
+    pub fn live_instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM instances WHERE stopped_at IS NULL ORDER BY started_at",
+            rows::INSTANCE_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let instances = stmt.query_map([], rows::instance)?.collect::<Result<_, _>>()?;
+        Ok(instances)
+    }
+
+    /// One instance by id.
+    pub fn instance(&self, id: &InstanceId) -> Result<Option<Instance>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM instances WHERE id = ?1",
+            rows::INSTANCE_COLUMNS
+        );
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .query_row([&id.0], rows::instance)
+            .optional()?)
+    }
+
+    /// Unfinished tasks with a file planned as `dest_dir/name` for any of `names`.
+    pub fn unfinished_with_names(
+        &self,
+        dest_dir: &str,
+        names: &[String],
+    ) -> Result<Vec<Task>, StoreError> {
+        let mut found = Vec::new();
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE id IN (SELECT task_id FROM files WHERE name = ?1) \
+             AND dest_dir = ?2 AND status IN ('queued', 'running', 'interrupted')",
+            rows::TASK_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        for name in names {
+            for task in stmt.query_map(rusqlite::params![name, dest_dir], rows::task)? {
+                let task = task?;
+                if !found.iter().any(|t: &Task| t.id == task.id) {
+                    found.push(task);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// Running tasks of `project`.
+    pub fn running_in_project(&self, project: &str) -> Result<Vec<Task>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM tasks WHERE status = 'running' AND project = ?1",
+            rows::TASK_COLUMNS
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let tasks = stmt
+            .query_map([project], rows::task)?
+            .collect::<Result<_, _>>()?;
+        Ok(tasks)
+    }
+
+    /// Total bytes durably downloaded, per project.
+    pub fn bytes_by_project(&self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT project, SUM(bytes_done) FROM tasks GROUP BY project")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    }
+
+    /// SQLite's `data_version`: changes when another connection commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+}

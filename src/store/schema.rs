@@ -1,0 +1,138 @@
+//! Connection settings and versioned migrations (`PRAGMA user_version`).
+
+use std::time::Duration;
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// How long a writer waits for another process's transaction before `SQLITE_BUSY`.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Migrations in order; `user_version` is the number applied so far.
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE instances (
+    id            TEXT PRIMARY KEY,
+    host          TEXT NOT NULL,
+    pid           INTEGER NOT NULL,
+    mode          TEXT NOT NULL,
+    started_at    INTEGER NOT NULL,
+    heartbeat_at  INTEGER NOT NULL,
+    stopped_at    INTEGER
+);
+CREATE INDEX instances_live ON instances(heartbeat_at) WHERE stopped_at IS NULL;
+
+CREATE TABLE tasks (
+    id             INTEGER PRIMARY KEY,
+    project        TEXT NOT NULL,
+    name           TEXT NOT NULL,
+    dest_dir       TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    status         TEXT NOT NULL,
+    attempt        INTEGER NOT NULL DEFAULT 0,
+    owner_id       TEXT,
+    created_at     INTEGER NOT NULL,
+    started_at     INTEGER,
+    updated_at     INTEGER NOT NULL,
+    progress_at    INTEGER,
+    finished_at    INTEGER,
+    error_message  TEXT,
+    control        TEXT,
+    bytes_done     INTEGER NOT NULL DEFAULT 0,
+    bytes_total    INTEGER,
+    files_done     INTEGER NOT NULL DEFAULT 0,
+    files_total    INTEGER NOT NULL,
+    retries        INTEGER NOT NULL DEFAULT 0
+);
+-- The active list, the claim and the stale sweep read only unfinished rows.
+CREATE INDEX tasks_unfinished ON tasks(status, updated_at)
+    WHERE status IN ('queued', 'running', 'interrupted');
+-- History pages, newest first, filtered by status or project.
+CREATE INDEX tasks_status_id ON tasks(status, id);
+CREATE INDEX tasks_project_id ON tasks(project, id);
+
+CREATE TABLE files (
+    task_id          INTEGER NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,
+    idx              INTEGER NOT NULL,
+    url              TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    dest_path        TEXT,
+    bytes_done       INTEGER NOT NULL DEFAULT 0,
+    bytes_total      INTEGER,
+    etag             TEXT,
+    last_modified    TEXT,
+    sha256_expected  TEXT,
+    sha256           TEXT,
+    done             INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (task_id, idx)
+) WITHOUT ROWID;
+-- Collision checks: is another unfinished task writing the same file name?
+CREATE INDEX files_name ON files(name);
+
+CREATE TABLE task_events (
+    id           INTEGER PRIMARY KEY,
+    task_id      INTEGER NOT NULL,
+    at           INTEGER NOT NULL,
+    attempt      INTEGER NOT NULL,
+    kind         TEXT NOT NULL,
+    instance_id  TEXT,
+    by_label     TEXT,
+    message      TEXT NOT NULL
+);
+CREATE INDEX task_events_task ON task_events(task_id, id);
+"#];
+
+/// Settings every read-write connection gets.
+pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(StoreError::Unsupported(format!(
+            "the database could not switch to WAL mode (got {mode}); \
+             is it on a network file system?"
+        )));
+    }
+    // FULL: every commit is durable before we act on it. Our write rate is a few commits a
+    // second (one heartbeat transaction per tick, plus claims and state changes), so the
+    // extra fsync per commit costs nothing that matters, and the durable offset we commit
+    // must never be lost after we told the operator it was saved.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Settings of a read-only connection: it can never write, even by mistake.
+pub fn configure_reader(conn: &Connection) -> Result<(), StoreError> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "query_only", "ON")?;
+    Ok(())
+}
+
+/// Applies every migration not applied yet, each in its own immediate transaction.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current > MIGRATIONS.len() {
+        return Err(StoreError::Unsupported(format!(
+            "the database has schema version {current}, newer than this haul ({}); \
+             upgrade haul",
+            MIGRATIONS.len()
+        )));
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        // Another process may have migrated while we waited for the lock.
+        let now: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if now > version {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// The schema version this build writes.
+pub fn latest_version() -> usize {
+    MIGRATIONS.len()
+}

@@ -1,0 +1,319 @@
+//! Inserts and the owner's fenced writes. Every writing transaction is `BEGIN IMMEDIATE`, and
+//! every owner write carries `WHERE id = ? AND attempt = ? AND status = 'running'`: when it
+//! touches no row the lease is gone and the caller must stop writing the file.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{Transaction, TransactionBehavior, params};
+
+use super::{Store, StoreError, to_ms};
+use crate::model::{Attempt, EventKind, Instance, InstanceId, Lease, NewTask, TaskId};
+
+/// Who performs a write: recorded in the event log ("host/pid").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub instance: InstanceId,
+    pub label: String,
+}
+
+impl Store {
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits it.
+    pub(super) fn write<T>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let path = self.reader.path.clone();
+        let run = || -> Result<T, StoreError> {
+            let tx = self
+                .reader
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let value = f(&tx)?;
+            tx.commit()?;
+            Ok(value)
+        };
+        run().map_err(|e| e.at(&path))
+    }
+
+    /// Registers this process as an instance.
+    pub fn register_instance(&mut self, instance: &Instance) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT OR REPLACE INTO instances (id, host, pid, mode, started_at, heartbeat_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    instance.id.0,
+                    instance.host,
+                    instance.pid,
+                    instance.mode.as_str(),
+                    to_ms(instance.started_at),
+                    to_ms(instance.heartbeat_at)
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Marks an instance as stopped (clean exit) or found dead.
+    pub fn stop_instance(&mut self, id: &InstanceId, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.write(|tx| {
+            tx.execute(
+                "UPDATE instances SET stopped_at = ?2 WHERE id = ?1 AND stopped_at IS NULL",
+                params![id.0, to_ms(now)],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Inserts a queued task with its files; returns its id.
+    pub fn add_task(
+        &mut self,
+        task: &NewTask,
+        host: &str,
+        now: DateTime<Utc>,
+        by: &Actor,
+    ) -> Result<TaskId, StoreError> {
+        let name = match task.files.as_slice() {
+            [one] => one.name.clone(),
+            [first, rest @ ..] => format!("{} (+{} more)", first.name, rest.len()),
+            [] => String::from("(no files)"),
+        };
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO tasks (project, name, dest_dir, host, status, created_at, updated_at, \
+                 files_total) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?6)",
+                params![
+                    task.project,
+                    name,
+                    task.dest_dir,
+                    host,
+                    to_ms(now),
+                    task.files.len() as i64
+                ],
+            )?;
+            let id = TaskId(tx.last_insert_rowid());
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO files (task_id, idx, url, name, sha256_expected) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (idx, file) in task.files.iter().enumerate() {
+                insert.execute(params![
+                    id.0,
+                    idx as i64,
+                    file.url,
+                    file.name,
+                    file.sha256_expected
+                ])?;
+            }
+            let message = format!("{} file(s) into {}", task.files.len(), task.dest_dir);
+            insert_event(tx, id, Attempt(0), EventKind::Added, Some(by), &message, now)?;
+            Ok(id)
+        })
+    }
+
+    /// Appends one event to a task's log.
+    pub fn record_event(
+        &mut self,
+        lease: Lease,
+        kind: EventKind,
+        by: &Actor,
+        message: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(|tx| insert_event(tx, lease.task, lease.attempt, kind, Some(by), message, now))
+    }
+
+    /// Records where a file goes and the validators its server gave. Fenced.
+    #[allow(clippy::too_many_arguments)]
+    pub fn set_file_target(
+        &mut self,
+        lease: Lease,
+        index: u32,
+        dest_path: &str,
+        bytes_total: Option<u64>,
+        etag: Option<&str>,
+        last_modified: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            if !holds(tx, lease)? {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE files SET dest_path = ?3, bytes_total = ?4, etag = ?5, last_modified = ?6 \
+                 WHERE task_id = ?1 AND idx = ?2",
+                params![
+                    lease.task.0,
+                    index as i64,
+                    dest_path,
+                    bytes_total.map(|b| b as i64),
+                    etag,
+                    last_modified
+                ],
+            )?;
+            refresh_task_totals(tx, lease.task, now)?;
+            Ok(true)
+        })
+    }
+
+    /// Forgets a file's durable offset (it restarts from zero) and logs why. Fenced.
+    pub fn restart_file(
+        &mut self,
+        lease: Lease,
+        index: u32,
+        reason: &str,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            if !holds(tx, lease)? {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE files SET bytes_done = 0 WHERE task_id = ?1 AND idx = ?2",
+                params![lease.task.0, index as i64],
+            )?;
+            refresh_task_totals(tx, lease.task, now)?;
+            let message = format!("file {index}: {reason}; restarting from 0");
+            insert_event(tx, lease.task, lease.attempt, EventKind::RestartFromZero, Some(by), &message, now)?;
+            Ok(true)
+        })
+    }
+
+    /// Marks a file finished (renamed into place). Fenced.
+    pub fn file_done(
+        &mut self,
+        lease: Lease,
+        index: u32,
+        bytes: u64,
+        sha256: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            if !holds(tx, lease)? {
+                return Ok(false);
+            }
+            tx.execute(
+                "UPDATE files SET done = 1, bytes_done = ?3, bytes_total = ?3, sha256 = ?4 \
+                 WHERE task_id = ?1 AND idx = ?2",
+                params![lease.task.0, index as i64, bytes as i64, sha256],
+            )?;
+            refresh_task_totals(tx, lease.task, now)?;
+            Ok(true)
+        })
+    }
+
+    /// Counts a retry and shows its reason while the task keeps running. Fenced.
+    pub fn note_retry(
+        &mut self,
+        lease: Lease,
+        message: &str,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE tasks SET retries = retries + 1, error_message = ?3, updated_at = ?4 \
+                 WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+                params![lease.task.0, lease.attempt.0, message, to_ms(now)],
+            )?;
+            if n == 1 {
+                insert_event(tx, lease.task, lease.attempt, EventKind::Retry, Some(by), message, now)?;
+            }
+            Ok(n == 1)
+        })
+    }
+
+    /// Ends a claim: completed, failed or cancelled. Fenced; `false` means the lease was lost.
+    pub fn finish(
+        &mut self,
+        lease: Lease,
+        outcome: &Outcome,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let (status, kind, error) = match outcome {
+            Outcome::Completed => ("completed", EventKind::Completed, None),
+            Outcome::Failed(msg) => ("failed", EventKind::Failed, Some(msg.as_str())),
+            Outcome::Cancelled(msg) => ("cancelled", EventKind::Cancelled, Some(msg.as_str())),
+            Outcome::Interrupted(msg) => ("interrupted", EventKind::Interrupted, Some(msg.as_str())),
+        };
+        self.write(|tx| {
+            let n = tx.execute(
+                "UPDATE tasks SET status = ?3, error_message = ?4, finished_at = ?5, \
+                 updated_at = ?5, control = NULL \
+                 WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+                params![lease.task.0, lease.attempt.0, status, error, to_ms(now)],
+            )?;
+            if n == 1 {
+                let message = error.unwrap_or("all files downloaded and verified");
+                insert_event(tx, lease.task, lease.attempt, kind, Some(by), message, now)?;
+            }
+            Ok(n == 1)
+        })
+    }
+}
+
+/// How a claim ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Completed,
+    Failed(String),
+    Cancelled(String),
+    /// Stopped cleanly (shutdown); resumable.
+    Interrupted(String),
+}
+
+/// True while `lease` is the task's current running claim.
+pub(super) fn holds(tx: &Transaction<'_>, lease: Lease) -> Result<bool, StoreError> {
+    let n: i64 = tx
+        .prepare_cached(
+            "SELECT COUNT(*) FROM tasks WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+        )?
+        .query_row(params![lease.task.0, lease.attempt.0], |r| r.get(0))?;
+    Ok(n == 1)
+}
+
+/// Recomputes the task's byte and file totals from its files.
+pub(super) fn refresh_task_totals(
+    tx: &Transaction<'_>,
+    task: TaskId,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE tasks SET \
+           bytes_done = (SELECT COALESCE(SUM(bytes_done), 0) FROM files WHERE task_id = ?1), \
+           bytes_total = (SELECT CASE WHEN COUNT(bytes_total) = COUNT(*) THEN SUM(bytes_total) END \
+                          FROM files WHERE task_id = ?1), \
+           files_done = (SELECT COUNT(*) FROM files WHERE task_id = ?1 AND done = 1), \
+           updated_at = ?2 \
+         WHERE id = ?1",
+    )?
+    .execute(params![task.0, to_ms(now)])?;
+    Ok(())
+}
+
+/// Appends one row to the event log.
+pub(super) fn insert_event(
+    tx: &Transaction<'_>,
+    task: TaskId,
+    attempt: Attempt,
+    kind: EventKind,
+    by: Option<&Actor>,
+    message: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO task_events (task_id, at, attempt, kind, instance_id, by_label, message) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        task.0,
+        to_ms(now),
+        attempt.0,
+        kind.as_str(),
+        by.map(|a| a.instance.0.as_str()),
+        by.map(|a| a.label.as_str()),
+        message
+    ])?;
+    Ok(())
+}
