@@ -186,6 +186,7 @@ impl Store {
         index: u32,
         bytes: u64,
         sha256: Option<&str>,
+        dest_path: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
@@ -193,9 +194,9 @@ impl Store {
                 return Ok(false);
             }
             tx.execute(
-                "UPDATE files SET done = 1, bytes_done = ?3, bytes_total = ?3, sha256 = ?4 \
-                 WHERE task_id = ?1 AND idx = ?2",
-                params![lease.task.0, index as i64, bytes as i64, sha256],
+                "UPDATE files SET done = 1, bytes_done = ?3, bytes_total = ?3, sha256 = ?4, \
+                 dest_path = ?5 WHERE task_id = ?1 AND idx = ?2",
+                params![lease.task.0, index as i64, bytes as i64, sha256, dest_path],
             )?;
             refresh_task_totals(tx, lease.task, now)?;
             Ok(true)
@@ -223,11 +224,13 @@ impl Store {
         })
     }
 
-    /// Ends a claim: completed, failed or cancelled. Fenced; `false` means the lease was lost.
+    /// Ends a claim: completed, failed, cancelled or interrupted, recording the files' last
+    /// durable offsets with it. Fenced; `false` means the lease was lost.
     pub fn finish(
         &mut self,
         lease: Lease,
         outcome: &Outcome,
+        durable: &[(u32, u64)],
         by: &Actor,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -245,6 +248,13 @@ impl Store {
                 params![lease.task.0, lease.attempt.0, status, error, to_ms(now)],
             )?;
             if n == 1 {
+                let mut offset = tx.prepare_cached(
+                    "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
+                )?;
+                for (index, bytes) in durable {
+                    offset.execute(params![lease.task.0, *index as i64, *bytes as i64])?;
+                }
+                refresh_task_totals(tx, lease.task, now)?;
                 let message = error.unwrap_or("all files downloaded and verified");
                 insert_event(tx, lease.task, lease.attempt, kind, Some(by), message, now)?;
             }

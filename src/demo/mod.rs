@@ -1,0 +1,3 @@
+//! `haul demo`: a loopback sample server and a temporary database behind the dashboard.
+
+pub mod server;

@@ -1,0 +1,503 @@
+//! One file, one try: request (with `Range` + `If-Range` when resuming), decide from the
+//! response whether to append, restart from zero or give up, stream the body to the `.part`
+//! through the writer thread, verify, and rename into place.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{self, HeaderMap};
+use tokio::sync::mpsc;
+
+use super::http::{
+    content_disposition_filename, is_strong_etag, parse_content_range, parse_retry_after,
+    parse_unsatisfied_range,
+};
+use super::part::{self, PartFile, WriteError, WriterReport};
+use super::worker::TaskCtx;
+use super::event::EngineEvent;
+use crate::model::FileEntry;
+use crate::names::sanitize_file_name;
+use crate::text::{escape_controls, redact_url};
+
+/// Chunks buffered between the network and the writer thread.
+const WRITE_QUEUE: usize = 32;
+/// Progress events per file are sent at most this often.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Why one try did not finish the file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FileError {
+    /// Worth another try (connection error, timeout, 5xx, 408, 429).
+    Retry {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Will not get better by retrying (4xx, checksum, disk full).
+    Fatal(String),
+    /// The stop signal fired (cancel, lost claim, shutdown).
+    Stopped,
+}
+
+impl FileError {
+    fn retry(message: impl Into<String>) -> FileError {
+        FileError::Retry {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+}
+
+/// What the try decided about where the bytes start.
+enum Start {
+    Append(u64),
+    FromZero(String),
+}
+
+/// Downloads `file` (updating it in place: destination, validators, durable offset).
+pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
+    let lease = ctx.lease;
+    let stop = &ctx.stop.token;
+    let dest_dir = PathBuf::from(&ctx.dest_dir);
+    let host = url_host(&file.url);
+
+    // A previous attempt may have renamed the file just before it could record that.
+    let mut existing = None;
+    if let Some(dest) = file.dest_path.clone() {
+        let dest = PathBuf::from(dest);
+        let part_path = part::part_path(&dest);
+        if !part_path.exists() && dest.exists() && file.bytes_total.is_some() {
+            let len = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
+            if Some(len) == file.bytes_total {
+                return record_done(ctx, file, &dest, len, None).await;
+            }
+        }
+        let opened = part::open_locked(&part_path, stop)
+            .await
+            .map_err(|e| io_fatal("open", &part_path, &e))?;
+        let Some(mut part) = opened else {
+            return Err(FileError::Stopped);
+        };
+        let on_disk = part.len().map_err(|e| io_fatal("read", &part_path, &e))?;
+        let offset = file.bytes_done.min(on_disk);
+        part.truncate_to(offset).map_err(|e| io_fatal("truncate", &part_path, &e))?;
+        file.bytes_done = offset;
+        existing = Some((dest, part));
+    }
+
+    let validator = file
+        .etag
+        .clone()
+        .filter(|e| is_strong_etag(e))
+        .or_else(|| file.last_modified.clone());
+    let had_partial = existing.is_some() && file.bytes_done > 0;
+    let resume_from = match (&existing, &validator) {
+        (Some(_), Some(_)) if file.bytes_done > 0 => file.bytes_done,
+        _ => 0,
+    };
+
+    let mut request = ctx.client.get(&file.url);
+    if resume_from > 0 {
+        if let Some(v) = &validator {
+            request = request
+                .header(header::RANGE, format!("bytes={resume_from}-"))
+                .header(header::IF_RANGE, v.as_str());
+        }
+    }
+    let response = tokio::select! {
+        _ = stop.cancelled() => return Err(FileError::Stopped),
+        r = tokio::time::timeout(ctx.stall_timeout, request.send()) => match r {
+            Err(_) => return Err(FileError::retry(format!("no response from {host} within {} s", ctx.stall_timeout.as_secs()))),
+            Ok(Err(e)) => return Err(classify_reqwest(&e, &host)),
+            Ok(Ok(r)) => r,
+        }
+    };
+    let status = response.status();
+    let headers = response.headers().clone();
+    check_status(status, &headers, &host)?;
+
+    if status == StatusCode::RANGE_NOT_SATISFIABLE {
+        let total = header_str(&headers, header::CONTENT_RANGE).and_then(parse_unsatisfied_range);
+        if let (Some(total), Some((dest, mut part))) = (total, existing) {
+            if total == resume_from && resume_from > 0 {
+                file.bytes_total = Some(total);
+                return verify_and_finalize(ctx, file, &mut part, &dest, total).await;
+            }
+        }
+        return Err(restart_needed(ctx, file, "server refused the resume range (416)").await);
+    }
+
+    let content_range = header_str(&headers, header::CONTENT_RANGE).and_then(parse_content_range);
+    let start = if status == StatusCode::PARTIAL_CONTENT {
+        match content_range {
+            Some(r) if r.start == resume_from && resume_from > 0 => {
+                if r.total.is_some() && file.bytes_total.is_some() && r.total != file.bytes_total {
+                    Start::FromZero("the remote file's size changed".into())
+                } else {
+                    Start::Append(resume_from)
+                }
+            }
+            Some(r) if r.start == 0 => Start::FromZero("server sent the whole file as 206".into()),
+            Some(r) => {
+                let reason = format!(
+                    "server answered a resume at {resume_from} with a range starting at {}",
+                    r.start
+                );
+                return Err(restart_needed(ctx, file, &reason).await);
+            }
+            None => {
+                return Err(restart_needed(ctx, file, "206 without a usable Content-Range").await);
+            }
+        }
+    } else if resume_from > 0 {
+        Start::FromZero("server sent 200 to a resume (range ignored or file changed)".into())
+    } else if had_partial {
+        Start::FromZero("no strong validator (ETag or Last-Modified) to resume safely".into())
+    } else {
+        Start::FromZero(String::new())
+    };
+
+    let body_len = response.content_length();
+    let total = match (&start, content_range) {
+        (Start::Append(_), Some(r)) => r.total.or(body_len.map(|b| b + resume_from)),
+        (_, Some(r)) if status == StatusCode::PARTIAL_CONTENT => r.total,
+        _ => body_len,
+    };
+    if let Some(total) = total {
+        if total > ctx.max_file_size {
+            return Err(FileError::Fatal(format!(
+                "{host} announced {total} bytes, more than max_file_size_bytes ({})",
+                ctx.max_file_size
+            )));
+        }
+    }
+    let etag = header_str(&headers, header::ETAG).map(escape_controls);
+    let last_modified = header_str(&headers, header::LAST_MODIFIED).map(escape_controls);
+
+    // Where the bytes go.
+    let (dest, part, offset) = match (start, existing) {
+        (Start::Append(offset), Some((dest, part))) => (dest, part, offset),
+        (Start::FromZero(reason), Some((dest, mut part))) => {
+            part.truncate_to(0).map_err(|e| io_fatal("truncate", &part.path, &e))?;
+            if !reason.is_empty() {
+                record_restart(ctx, file, &reason).await?;
+            }
+            (dest, part, 0)
+        }
+        (_, None) => {
+            let suggested = header_str(&headers, header::CONTENT_DISPOSITION)
+                .and_then(content_disposition_filename)
+                .map(|n| sanitize_file_name(&n))
+                .unwrap_or_else(|| file.name.clone());
+            let dir = dest_dir.clone();
+            let (dest, part) = tokio::task::spawn_blocking(move || part::create_unique(&dir, &suggested))
+                .await
+                .map_err(|e| FileError::Fatal(e.to_string()))?
+                .map_err(|e| io_fatal("create a file in", &dest_dir, &e))?;
+            (dest, part, 0)
+        }
+    };
+    if let Some(total) = total {
+        let needed = total.saturating_sub(offset);
+        if part::free_space(&dest_dir).is_some_and(|free| free < needed) {
+            return Err(FileError::Fatal(format!(
+                "disk full: {needed} bytes needed in {}, not that much free",
+                dest_dir.display()
+            )));
+        }
+    }
+    file.dest_path = Some(dest.to_string_lossy().into_owned());
+    file.bytes_total = total;
+    file.etag = etag;
+    file.last_modified = last_modified;
+    file.bytes_done = offset;
+    let recorded = {
+        let (dest, etag, lm) = (file.dest_path.clone().unwrap_or_default(), file.etag.clone(), file.last_modified.clone());
+        let index = file.index;
+        ctx.store
+            .call(move |s| s.set_file_target(lease, index, &dest, total, etag.as_deref(), lm.as_deref(), chrono::Utc::now()))
+            .await
+            .map_err(|e| FileError::retry(e.to_string()))?
+    };
+    if !recorded {
+        return Err(FileError::Stopped);
+    }
+
+    let _ = ctx.events.send(EngineEvent::FileStarted {
+        task: lease.task,
+        index: file.index,
+        offset,
+        total,
+        at: Instant::now(),
+    });
+    let (written, result) = stream_body(ctx, file, part, offset, total, response).await;
+    if written > file.bytes_done {
+        file.bytes_done = written;
+    }
+    let mut part = result?;
+    if let Some(total) = total {
+        if written != total {
+            return Err(FileError::retry(format!(
+                "connection to {host} closed after {written} of {total} bytes"
+            )));
+        }
+    }
+    verify_and_finalize(ctx, file, &mut part, &dest, written).await
+}
+
+/// Streams the body through the writer thread. Returns bytes on disk and the part file back.
+async fn stream_body(
+    ctx: &TaskCtx,
+    file: &FileEntry,
+    mut part: PartFile,
+    offset: u64,
+    total: Option<u64>,
+    mut response: reqwest::Response,
+) -> (u64, Result<PartFile, FileError>) {
+    let stop = ctx.stop.token.clone();
+    let (chunks, inbox) = mpsc::channel(WRITE_QUEUE);
+    let report = WriterReport {
+        task: ctx.lease.task,
+        index: file.index,
+        events: ctx.events.clone(),
+        checkpoint_every: ctx.checkpoint_interval,
+    };
+    let writer_stop = stop.clone();
+    let writer = tokio::task::spawn_blocking(move || {
+        let result = part::write_chunks(&mut part, offset, inbox, &writer_stop, &report);
+        (part, result)
+    });
+    let host = url_host(&file.url);
+    let mut received = offset;
+    let mut last_progress = Instant::now();
+    let mut failure = None;
+    loop {
+        let next = tokio::select! {
+            _ = stop.cancelled() => { failure = Some(FileError::Stopped); break; }
+            n = tokio::time::timeout(ctx.stall_timeout, response.chunk()) => n,
+        };
+        match next {
+            Err(_) => {
+                failure = Some(FileError::retry(format!(
+                    "stalled: no data from {host} for {} s",
+                    ctx.stall_timeout.as_secs()
+                )));
+                break;
+            }
+            Ok(Err(e)) => {
+                failure = Some(classify_reqwest(&e, &host));
+                break;
+            }
+            Ok(Ok(None)) => break,
+            Ok(Ok(Some(chunk))) => {
+                received += chunk.len() as u64;
+                if total.is_some_and(|t| received > t) {
+                    failure = Some(FileError::retry(format!(
+                        "{host} sent more bytes than it announced ({total:?})"
+                    )));
+                    break;
+                }
+                if chunks.send(chunk).await.is_err() {
+                    break;
+                }
+                if last_progress.elapsed() >= PROGRESS_EVERY {
+                    last_progress = Instant::now();
+                    let _ = ctx.events.send(EngineEvent::Progress {
+                        task: ctx.lease.task,
+                        offset: received,
+                        at: last_progress,
+                    });
+                }
+            }
+        }
+    }
+    drop(chunks);
+    let (part, written) = match writer.await {
+        Ok((part, (written, Ok(())))) => (part, written),
+        Ok((_, (written, Err(WriteError::Stopped)))) => return (written, Err(FileError::Stopped)),
+        Ok((part, (written, Err(WriteError::Io(e))))) => {
+            return (written, Err(write_error(&part.path, &e, written)));
+        }
+        Err(e) => return (offset, Err(FileError::Fatal(format!("writer failed: {e}")))),
+    };
+    let _ = ctx.events.send(EngineEvent::Progress {
+        task: ctx.lease.task,
+        offset: written,
+        at: Instant::now(),
+    });
+    match failure {
+        Some(f) => (written, Err(f)),
+        None => (written, Ok(part)),
+    }
+}
+
+async fn verify_and_finalize(
+    ctx: &TaskCtx,
+    file: &mut FileEntry,
+    part: &mut PartFile,
+    dest: &Path,
+    bytes: u64,
+) -> Result<(), FileError> {
+    let expected = file.sha256_expected.clone();
+    let mut owned = PartFile {
+        file: part.file.try_clone().map_err(|e| io_fatal("reopen", &part.path, &e))?,
+        path: part.path.clone(),
+    };
+    let dest_owned = dest.to_owned();
+    let outcome = tokio::task::spawn_blocking(move || -> std::io::Result<(Option<String>, Option<PathBuf>)> {
+        let actual = match &expected {
+            Some(_) => Some(part::sha256_hex(&mut owned)?),
+            None => None,
+        };
+        if let (Some(want), Some(got)) = (&expected, &actual) {
+            if !want.eq_ignore_ascii_case(got) {
+                owned.truncate_to(0)?;
+                return Ok((actual, None));
+            }
+        }
+        let placed = part::finalize(&owned, &dest_owned)?;
+        Ok((actual, Some(placed)))
+    })
+    .await
+    .map_err(|e| FileError::Fatal(e.to_string()))?
+    .map_err(|e| io_fatal("finish", dest, &e))?;
+    match outcome {
+        (actual, Some(placed)) => record_done(ctx, file, &placed, bytes, actual).await,
+        (actual, None) => {
+            let want = file.sha256_expected.clone().unwrap_or_default();
+            let got = actual.unwrap_or_default();
+            let reason = format!("checksum mismatch: expected sha256 {want}, got {got}");
+            let _ = record_restart(ctx, file, &reason).await;
+            Err(FileError::Fatal(reason))
+        }
+    }
+}
+
+async fn record_done(
+    ctx: &TaskCtx,
+    file: &mut FileEntry,
+    placed: &Path,
+    bytes: u64,
+    sha256: Option<String>,
+) -> Result<(), FileError> {
+    let lease = ctx.lease;
+    let index = file.index;
+    let dest = placed.to_string_lossy().into_owned();
+    file.dest_path = Some(dest.clone());
+    file.bytes_done = bytes;
+    file.done = true;
+    file.sha256 = sha256.clone();
+    let held = ctx
+        .store
+        .call(move |s| s.file_done(lease, index, bytes, sha256.as_deref(), &dest, chrono::Utc::now()))
+        .await
+        .map_err(|e| FileError::retry(e.to_string()))?;
+    let _ = ctx.events.send(EngineEvent::FileDone {
+        task: lease.task,
+        index,
+        bytes,
+    });
+    if held { Ok(()) } else { Err(FileError::Stopped) }
+}
+
+/// Resets the file's durable offset and logs why; the next try starts from zero.
+async fn record_restart(ctx: &TaskCtx, file: &mut FileEntry, reason: &str) -> Result<(), FileError> {
+    file.bytes_done = 0;
+    let (lease, index, by, reason) = (ctx.lease, file.index, ctx.actor.clone(), reason.to_owned());
+    tracing::info!(task = %lease.task, file = index, "{reason}; restarting from 0");
+    let held = ctx
+        .store
+        .call(move |s| s.restart_file(lease, index, &reason, &by, chrono::Utc::now()))
+        .await
+        .map_err(|e| FileError::retry(e.to_string()))?;
+    if held { Ok(()) } else { Err(FileError::Stopped) }
+}
+
+async fn restart_needed(ctx: &TaskCtx, file: &mut FileEntry, reason: &str) -> FileError {
+    match record_restart(ctx, file, reason).await {
+        Ok(()) => FileError::Retry {
+            message: format!("{reason}; restarting from 0"),
+            retry_after: Some(Duration::ZERO),
+        },
+        Err(e) => e,
+    }
+}
+
+fn check_status(status: StatusCode, headers: &HeaderMap, host: &str) -> Result<(), FileError> {
+    if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE {
+        return Ok(());
+    }
+    let reason = status.canonical_reason().unwrap_or("");
+    let message = format!("HTTP {} {reason} from {host}", status.as_u16());
+    let retryable = status.is_server_error()
+        || status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS;
+    if retryable {
+        let retry_after = header_str(headers, header::RETRY_AFTER)
+            .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+        Err(FileError::Retry {
+            message,
+            retry_after,
+        })
+    } else {
+        Err(FileError::Fatal(message))
+    }
+}
+
+fn classify_reqwest(err: &reqwest::Error, host: &str) -> FileError {
+    let detail = escape_controls(&error_chain(err));
+    if err.is_redirect() {
+        return FileError::Fatal(format!("redirect refused from {host}: {detail}"));
+    }
+    if err.is_builder() {
+        return FileError::Fatal(format!("bad request to {host}: {detail}"));
+    }
+    if detail.contains("certificate") || detail.contains("Certificate") {
+        return FileError::Fatal(format!("TLS certificate not trusted for {host}: {detail}"));
+    }
+    FileError::retry(format!("connection to {host} failed: {detail}"))
+}
+
+/// The error and its sources, without the URL (which may hold secrets).
+fn error_chain(err: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut parts = Vec::new();
+    let mut current: Option<&dyn std::error::Error> = err.source();
+    while let Some(e) = current {
+        parts.push(e.to_string());
+        current = e.source();
+    }
+    if parts.is_empty() {
+        parts.push(if err.is_timeout() { "timed out".into() } else { "request failed".into() });
+    }
+    parts.dedup();
+    parts.join(": ")
+}
+
+fn write_error(path: &Path, err: &std::io::Error, kept: u64) -> FileError {
+    let disk_full = matches!(err.raw_os_error(), Some(code) if code == rustix::io::Errno::NOSPC.raw_os_error() || code == rustix::io::Errno::FBIG.raw_os_error());
+    if disk_full {
+        FileError::Fatal(format!(
+            "disk full writing {}: {kept} bytes kept; resume when space is freed",
+            path.display()
+        ))
+    } else {
+        io_fatal("write", path, err)
+    }
+}
+
+fn io_fatal(action: &str, path: &Path, err: &std::io::Error) -> FileError {
+    FileError::Fatal(format!("cannot {action} {}: {err}", path.display()))
+}
+
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The host of a URL for messages (never credentials or query).
+pub fn url_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_else(|| redact_url(url))
+}

@@ -1,0 +1,238 @@
+//! One task: its files in order (finished ones skipped), each retried with exponential backoff
+//! and jitter, then the fenced final state. Reports progress as [`EngineEvent`]s.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::download::{FileError, fetch};
+use super::event::{EngineEvent, Finish};
+use crate::config::RetryPolicy;
+use crate::model::{FileEntry, Lease, Task};
+use crate::store::{Actor, Outcome, StoreActor};
+
+/// Why a worker was told to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// An operator cancelled the task.
+    Cancel = 1,
+    /// Another claim replaced ours: write nothing more.
+    Lost = 2,
+    /// This process is shutting down; leave the task resumable.
+    Shutdown = 3,
+}
+
+/// A cancellation token that also says why.
+#[derive(Debug, Clone, Default)]
+pub struct StopSignal {
+    pub token: CancellationToken,
+    reason: Arc<AtomicU8>,
+}
+
+impl StopSignal {
+    /// Fires the signal; the first reason given wins.
+    pub fn stop(&self, reason: StopReason) {
+        let _ = self
+            .reason
+            .compare_exchange(0, reason as u8, Ordering::SeqCst, Ordering::SeqCst);
+        self.token.cancel();
+    }
+
+    pub fn reason(&self) -> Option<StopReason> {
+        match self.reason.load(Ordering::SeqCst) {
+            1 => Some(StopReason::Cancel),
+            2 => Some(StopReason::Lost),
+            3 => Some(StopReason::Shutdown),
+            _ => None,
+        }
+    }
+}
+
+/// Everything one task's worker needs.
+#[derive(Clone)]
+pub struct TaskCtx {
+    pub lease: Lease,
+    pub dest_dir: String,
+    pub client: reqwest::Client,
+    pub store: StoreActor,
+    pub actor: Actor,
+    pub stop: StopSignal,
+    pub events: mpsc::UnboundedSender<EngineEvent>,
+    pub checkpoint_interval: Duration,
+    pub stall_timeout: Duration,
+    pub max_file_size: u64,
+    pub retry: RetryPolicy,
+}
+
+/// Runs a claimed task to its end and records that end (fenced).
+pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Finish {
+    let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
+    let _guard = span.enter();
+    let already: u64 = files.iter().filter(|f| f.done).map(|f| f.bytes_done).sum();
+    let _ = ctx.events.send(EngineEvent::Started {
+        lease: ctx.lease,
+        project: task.project.clone(),
+        name: task.name.clone(),
+        files_total: files.len() as u32,
+        bytes_already_done: already,
+        at: Instant::now(),
+    });
+    let mut result = Ok(());
+    for file in files.iter_mut().filter(|f| !f.done) {
+        result = fetch_with_retries(&ctx, file).await;
+        if result.is_err() {
+            break;
+        }
+    }
+    let offsets: Vec<(u32, u64)> = files
+        .iter()
+        .filter(|f| !f.done)
+        .map(|f| (f.index, f.bytes_done))
+        .collect();
+    let (finish, outcome) = match result {
+        Ok(()) => (Finish::Completed, Some(Outcome::Completed)),
+        Err(FileError::Fatal(message)) => {
+            tracing::warn!("failed: {message}");
+            (Finish::Failed(message.clone()), Some(Outcome::Failed(message)))
+        }
+        Err(FileError::Retry { message, .. }) => {
+            (Finish::Failed(message.clone()), Some(Outcome::Failed(message)))
+        }
+        Err(FileError::Stopped) => match ctx.stop.reason() {
+            Some(StopReason::Cancel) => (
+                Finish::Cancelled,
+                Some(Outcome::Cancelled("cancelled on operator request".into())),
+            ),
+            Some(StopReason::Shutdown) => (
+                Finish::Interrupted,
+                Some(Outcome::Interrupted(
+                    "worker stopped; the task resumes from its saved offset".into(),
+                )),
+            ),
+            Some(StopReason::Lost) | None => (Finish::Lost, None),
+        },
+    };
+    let finish = match outcome {
+        Some(outcome) => {
+            let (lease, by) = (ctx.lease, ctx.actor.clone());
+            let held = ctx
+                .store
+                .call(move |s| s.finish(lease, &outcome, &offsets, &by, chrono::Utc::now()))
+                .await;
+            match held {
+                Ok(true) => finish,
+                Ok(false) => Finish::Lost,
+                Err(e) => {
+                    tracing::error!("could not record the end of task {}: {e}", lease.task);
+                    finish
+                }
+            }
+        }
+        None => finish,
+    };
+    if finish == Finish::Lost {
+        tracing::warn!("lease lost: task {} was taken over; stopped writing", ctx.lease.task);
+    }
+    let _ = ctx.events.send(EngineEvent::Finished {
+        task: ctx.lease.task,
+        outcome: finish.clone(),
+    });
+    finish
+}
+
+async fn fetch_with_retries(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
+    let mut tries = 0u32;
+    loop {
+        tries += 1;
+        let error = match fetch(ctx, file).await {
+            Ok(()) => return Ok(()),
+            Err(FileError::Retry {
+                message,
+                retry_after,
+            }) => (message, retry_after),
+            Err(other) => return Err(other),
+        };
+        let (message, retry_after) = error;
+        if tries >= ctx.retry.max_attempts {
+            return Err(FileError::Fatal(format!(
+                "{message} (gave up after {tries} tries)"
+            )));
+        }
+        let delay = backoff(&ctx.retry, tries, retry_after);
+        let note = format!(
+            "try {tries}/{} failed: {message}; retrying in {:.1} s",
+            ctx.retry.max_attempts,
+            delay.as_secs_f64()
+        );
+        tracing::info!("{note}");
+        let (lease, by, text) = (ctx.lease, ctx.actor.clone(), note.clone());
+        let held = ctx
+            .store
+            .call(move |s| s.note_retry(lease, &text, &by, chrono::Utc::now()))
+            .await
+            .unwrap_or(true);
+        if !held {
+            ctx.stop.stop(StopReason::Lost);
+            return Err(FileError::Stopped);
+        }
+        let _ = ctx.events.send(EngineEvent::Retrying {
+            task: ctx.lease.task,
+            reason: message,
+            delay,
+        });
+        tokio::select! {
+            _ = ctx.stop.token.cancelled() => return Err(FileError::Stopped),
+            _ = tokio::time::sleep(delay) => {}
+        }
+    }
+}
+
+/// Delay before try `tries + 1`: `Retry-After` when the server gave one (capped), else
+/// exponential from the base with equal jitter, capped at the maximum.
+pub fn backoff(policy: &RetryPolicy, tries: u32, retry_after: Option<Duration>) -> Duration {
+    let cap = Duration::from_millis(policy.max_delay_ms);
+    if let Some(after) = retry_after {
+        return after.min(cap);
+    }
+    let exp = policy
+        .base_delay_ms
+        .saturating_mul(1u64 << tries.saturating_sub(1).min(20))
+        .min(policy.max_delay_ms);
+    let half = exp / 2;
+    Duration::from_millis(half + rand::thread_rng().gen_range(0..=half.max(1)).min(exp - half))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_within_its_bounds_and_honours_retry_after() {
+        let policy = RetryPolicy {
+            max_attempts: 5,
+            base_delay_ms: 100,
+            max_delay_ms: 1000,
+        };
+        for tries in 1..10 {
+            let d = backoff(&policy, tries, None).as_millis() as u64;
+            let exp = (100u64 << (tries - 1)).min(1000);
+            assert!(d >= exp / 2 && d <= exp, "try {tries}: {d} ms");
+        }
+        assert_eq!(backoff(&policy, 1, Some(Duration::from_millis(300))), Duration::from_millis(300));
+        assert_eq!(backoff(&policy, 1, Some(Duration::from_secs(60))), Duration::from_millis(1000));
+    }
+
+    #[test]
+    fn the_first_stop_reason_wins() {
+        let stop = StopSignal::default();
+        assert_eq!(stop.reason(), None);
+        stop.stop(StopReason::Lost);
+        stop.stop(StopReason::Cancel);
+        assert_eq!(stop.reason(), Some(StopReason::Lost));
+        assert!(stop.token.is_cancelled());
+    }
+}
