@@ -119,10 +119,10 @@ pub fn verdict(
 
 /// The startup sweep: every running task whose owner is dead, with the reason to record.
 /// Tasks of live owners are left alone, even when stale.
-pub fn sweep_plan<'a>(
-    running: &'a [Task],
+pub fn sweep_plan(
+    running: &[Task],
     owner_of: impl Fn(&Task) -> OwnerState,
-) -> Vec<(&'a Task, Lease, String)> {
+) -> Vec<(&Task, Lease, String)> {
     running
         .iter()
         .filter(|t| t.status == Status::Running)

@@ -97,13 +97,12 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     };
 
     let mut request = ctx.client.get(&file.url);
-    if resume_from > 0 {
-        if let Some(v) = &validator {
+    if resume_from > 0
+        && let Some(v) = &validator {
             request = request
                 .header(header::RANGE, format!("bytes={resume_from}-"))
                 .header(header::IF_RANGE, v.as_str());
         }
-    }
     let response = tokio::select! {
         _ = stop.cancelled() => return Err(FileError::Stopped),
         r = tokio::time::timeout(ctx.stall_timeout, request.send()) => match r {
@@ -118,12 +117,11 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
 
     if status == StatusCode::RANGE_NOT_SATISFIABLE {
         let total = header_str(&headers, header::CONTENT_RANGE).and_then(parse_unsatisfied_range);
-        if let (Some(total), Some((dest, mut part))) = (total, existing) {
-            if total == resume_from && resume_from > 0 {
+        if let (Some(total), Some((dest, mut part))) = (total, existing)
+            && total == resume_from && resume_from > 0 {
                 file.bytes_total = Some(total);
                 return verify_and_finalize(ctx, file, &mut part, &dest, total).await;
             }
-        }
         return Err(restart_needed(ctx, file, "server refused the resume range (416)").await);
     }
 
@@ -163,14 +161,13 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         (_, Some(r)) if status == StatusCode::PARTIAL_CONTENT => r.total,
         _ => body_len,
     };
-    if let Some(total) = total {
-        if total > ctx.max_file_size {
+    if let Some(total) = total
+        && total > ctx.max_file_size {
             return Err(FileError::Fatal(format!(
                 "{host} announced {total} bytes, more than max_file_size_bytes ({})",
                 ctx.max_file_size
             )));
         }
-    }
     let etag = header_str(&headers, header::ETAG).map(escape_controls);
     let last_modified = header_str(&headers, header::LAST_MODIFIED).map(escape_controls);
 
@@ -235,13 +232,12 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         file.bytes_done = written;
     }
     let mut part = result?;
-    if let Some(total) = total {
-        if written != total {
+    if let Some(total) = total
+        && written != total {
             return Err(FileError::retry(format!(
                 "connection to {host} closed after {written} of {total} bytes"
             )));
         }
-    }
     verify_and_finalize(ctx, file, &mut part, &dest, written).await
 }
 
@@ -349,12 +345,11 @@ async fn verify_and_finalize(
             Some(_) => Some(part::sha256_hex(&mut owned)?),
             None => None,
         };
-        if let (Some(want), Some(got)) = (&expected, &actual) {
-            if !want.eq_ignore_ascii_case(got) {
+        if let (Some(want), Some(got)) = (&expected, &actual)
+            && !want.eq_ignore_ascii_case(got) {
                 owned.truncate_to(0)?;
                 return Ok((actual, None));
             }
-        }
         let placed = part::finalize(&owned, &dest_owned)?;
         Ok((actual, Some(placed)))
     })

@@ -169,7 +169,7 @@ impl Engine {
                 _ = tick.tick() => {
                     ticks += 1;
                     self.heartbeat().await?;
-                    if ticks % SWEEP_EVERY_TICKS == 0 {
+                    if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
                         self.sweep().await?;
                     }
                     slot_freed = true;

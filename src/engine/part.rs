@@ -151,11 +151,10 @@ pub fn write_chunks(
         }
         if let Err(e) = part.file.write_all(&chunk) {
             // Keep what did reach the file (a disk-full write may be partial), durably.
-            if let Ok(len) = part.len() {
-                if part.file.set_len(len).is_ok() && checkpoint(part, len).is_ok() {
+            if let Ok(len) = part.len()
+                && part.file.set_len(len).is_ok() && checkpoint(part, len).is_ok() {
                     durable = len;
                 }
-            }
             return (durable, Err(WriteError::Io(e)));
         }
         offset += chunk.len() as u64;

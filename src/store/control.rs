@@ -47,8 +47,8 @@ impl Store {
                 return Ok(CancelOutcome::AlreadyFinal(task.status));
             }
             let message = format!("cancelled by {}", by.label);
-            if task.status == Status::Running {
-                if let Some(owner) = task.owner.clone().filter(|o| owner_is_alive(o)) {
+            if task.status == Status::Running
+                && let Some(owner) = task.owner.clone().filter(|o| owner_is_alive(o)) {
                     tx.execute(
                         "UPDATE tasks SET control = 'cancel' WHERE id = ?1 AND attempt = ?2",
                         params![id.0, task.attempt.0],
@@ -57,7 +57,6 @@ impl Store {
                     insert_event(tx, id, task.attempt, EventKind::CancelRequested, Some(by), &message, now)?;
                     return Ok(CancelOutcome::Requested { owner });
                 }
-            }
             tx.execute(
                 "UPDATE tasks SET status = 'cancelled', error_message = ?2, finished_at = ?3, \
                  updated_at = ?3, control = NULL WHERE id = ?1",
