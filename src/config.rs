@@ -159,10 +159,14 @@ impl Config {
         self.retry.validate("retry")?;
         for (name, project) in &self.projects {
             if project.max_concurrent == Some(0) {
-                return Err(format!("`projects.{name}.max_concurrent` must be greater than 0"));
+                return Err(format!(
+                    "`projects.{name}.max_concurrent` must be greater than 0"
+                ));
             }
             if project.stale_after_secs == Some(0) {
-                return Err(format!("`projects.{name}.stale_after_secs` must be greater than 0"));
+                return Err(format!(
+                    "`projects.{name}.stale_after_secs` must be greater than 0"
+                ));
             }
             if let Some(retry) = &project.retry {
                 retry.validate(&format!("projects.{name}.retry"))?;
@@ -185,7 +189,9 @@ impl Config {
                 .unwrap_or_else(|| self.download_dir.clone()),
             max_concurrent,
             exclusive: over.exclusive,
-            stale_after: Duration::from_secs(over.stale_after_secs.unwrap_or(self.stale_after_secs)),
+            stale_after: Duration::from_secs(
+                over.stale_after_secs.unwrap_or(self.stale_after_secs),
+            ),
             auto_resume: over.auto_resume.unwrap_or(self.auto_resume),
             retry: over.retry.unwrap_or_else(|| self.retry.clone()),
         }

@@ -32,7 +32,12 @@ pub struct Assessor<'a> {
 }
 
 impl<'a> Assessor<'a> {
-    pub fn new(reader: &'a Reader, probe: &'a LivenessProbe, config: &'a Config, now: DateTime<Utc>) -> Self {
+    pub fn new(
+        reader: &'a Reader,
+        probe: &'a LivenessProbe,
+        config: &'a Config,
+        now: DateTime<Utc>,
+    ) -> Self {
         Assessor {
             reader,
             probe,
@@ -49,7 +54,8 @@ impl<'a> Assessor<'a> {
         }
         let instance = self.reader.instance(id)?;
         let state = self.probe.owner_state(instance.as_ref(), self.now);
-        self.owners.insert(id.clone(), (instance.clone(), state.clone()));
+        self.owners
+            .insert(id.clone(), (instance.clone(), state.clone()));
         Ok((instance, state))
     }
 
@@ -60,7 +66,12 @@ impl<'a> Assessor<'a> {
                 Some(id) => self.owner(id)?.0,
                 None => None,
             };
-            return Ok(Assessed { task, owner, verdict: Verdict::Healthy, since_update_secs: None });
+            return Ok(Assessed {
+                task,
+                owner,
+                verdict: Verdict::Healthy,
+                since_update_secs: None,
+            });
         }
         let (owner, state) = match &task.owner {
             Some(id) => self.owner(id)?,
@@ -70,6 +81,11 @@ impl<'a> Assessor<'a> {
         let stall = Duration::from_secs(self.config.stall_timeout_secs);
         let verdict = verdict(&task, &state, self.now, stale_after, stall);
         let since_update_secs = age_secs(task.updated_at, self.now);
-        Ok(Assessed { task, owner, verdict, since_update_secs })
+        Ok(Assessed {
+            task,
+            owner,
+            verdict,
+            since_update_secs,
+        })
     }
 }

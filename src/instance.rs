@@ -156,7 +156,10 @@ mod tests {
         assert_eq!(probe.owner_state(Some(&me.info), now), OwnerState::Alive);
         let info = me.info.clone();
         drop(me);
-        assert!(matches!(probe.owner_state(Some(&info), now), OwnerState::Dead(_)));
+        assert!(matches!(
+            probe.owner_state(Some(&info), now),
+            OwnerState::Dead(_)
+        ));
     }
 
     #[test]
@@ -175,6 +178,9 @@ mod tests {
         };
         assert_eq!(probe.owner_state(Some(&other), now), OwnerState::Alive);
         other.heartbeat_at = now - chrono::Duration::seconds(400);
-        assert!(matches!(probe.owner_state(Some(&other), now), OwnerState::Dead(_)));
+        assert!(matches!(
+            probe.owner_state(Some(&other), now),
+            OwnerState::Dead(_)
+        ));
     }
 }

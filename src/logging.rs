@@ -33,7 +33,10 @@ pub fn init(target: Target) {
                 .try_init();
         }
         Target::File(path, v) => {
-            let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path);
             if let Ok(file) = file {
                 let _ = tracing_subscriber::fmt()
                     .with_env_filter(filter(v))

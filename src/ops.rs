@@ -56,17 +56,27 @@ pub fn add(
             host = url.host_str().unwrap_or_default().to_owned();
         }
         let sha256_expected = sha.as_deref().map(parse_sha256).transpose()?;
-        files.push(NewFile { url: raw.trim().to_owned(), name: name_from_url(&url), sha256_expected });
+        files.push(NewFile {
+            url: raw.trim().to_owned(),
+            name: name_from_url(&url),
+            sha256_expected,
+        });
     }
     if files.is_empty() {
-        return Err(Error::Usage("no URL given (pass URLs or --input FILE)".into()));
+        return Err(Error::Usage(
+            "no URL given (pass URLs or --input FILE)".into(),
+        ));
     }
     let dest_str = dest_dir.to_string_lossy().into_owned();
     let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();
     let mut notes = Vec::new();
 
     let same_dest = store.unfinished_with_names(&dest_str, &names)?;
-    let same_project = if policy.exclusive { store.running_in_project(&request.project)? } else { Vec::new() };
+    let same_project = if policy.exclusive {
+        store.running_in_project(&request.project)?
+    } else {
+        Vec::new()
+    };
     let mut reuse = None;
     for task in same_dest.iter().chain(same_project.iter()) {
         let is_same_dest = same_dest.iter().any(|t| t.id == task.id);
@@ -77,27 +87,58 @@ pub fn add(
         };
         match task.status {
             Status::Running => {
-                clear_running(store, probe, config, task, &what, request.force_restart, by, now, &mut notes)?;
+                clear_running(
+                    store,
+                    probe,
+                    config,
+                    task,
+                    &what,
+                    request.force_restart,
+                    by,
+                    now,
+                    &mut notes,
+                )?;
                 if is_same_dest {
                     reuse = Some(task.id);
                 }
             }
             _ if is_same_dest => {
                 if task.status == Status::Interrupted {
-                    store.requeue(task.id, Some(task.attempt), "requeued by a new start for the same destination", by, now)?;
+                    store.requeue(
+                        task.id,
+                        Some(task.attempt),
+                        "requeued by a new start for the same destination",
+                        by,
+                        now,
+                    )?;
                 }
-                notes.push(format!("task {} already downloads {what}; reusing it", task.id));
+                notes.push(format!(
+                    "task {} already downloads {what}; reusing it",
+                    task.id
+                ));
                 reuse = Some(task.id);
             }
             _ => {}
         }
     }
     if let Some(task) = reuse {
-        return Ok(AddOutcome { task, created: false, notes });
+        return Ok(AddOutcome {
+            task,
+            created: false,
+            notes,
+        });
     }
-    let new = NewTask { project: request.project.clone(), dest_dir: dest_str, files };
+    let new = NewTask {
+        project: request.project.clone(),
+        dest_dir: dest_str,
+        files,
+    };
     let task = store.add_task(&new, &host, now, by)?;
-    Ok(AddOutcome { task, created: true, notes })
+    Ok(AddOutcome {
+        task,
+        created: true,
+        notes,
+    })
 }
 
 /// A running task in the way of a new start: recovered when stale or orphaned, force-restarted
@@ -115,11 +156,17 @@ fn clear_running(
     notes: &mut Vec<String>,
 ) -> Result<(), Error> {
     let assessed = Assessor::new(store, probe, config, now).assess(task.clone())?;
-    let owner = assessed.owner.as_ref().map_or_else(|| "unknown".to_owned(), |o| o.label());
+    let owner = assessed
+        .owner
+        .as_ref()
+        .map_or_else(|| "unknown".to_owned(), |o| o.label());
     if force {
         let reason = format!("force restart requested by {}", by.label);
         store.requeue(task.id, Some(task.attempt), &reason, by, now)?;
-        notes.push(format!("task {} force-restarted (was owned by {owner})", task.id));
+        notes.push(format!(
+            "task {} force-restarted (was owned by {owner})",
+            task.id
+        ));
         return Ok(());
     }
     match &assessed.verdict {
@@ -131,7 +178,11 @@ fn clear_running(
             store.interrupt(task.lease(), &reason, by, now)?;
             store.requeue(task.id, None, "resumed after automatic recovery", by, now)?;
             tracing::warn!(task = %task.id, "{reason}");
-            notes.push(format!("task {} was {} and has been recovered", task.id, assessed.verdict.label()));
+            notes.push(format!(
+                "task {} was {} and has been recovered",
+                task.id,
+                assessed.verdict.label()
+            ));
             Ok(())
         }
         Verdict::Healthy | Verdict::Stalled { .. } => Err(Error::AlreadyInProgress {
@@ -153,7 +204,10 @@ pub fn cancel(
     let instances = store.live_instances()?;
     let owner_alive = move |owner: &crate::model::InstanceId| {
         let row = instances.iter().find(|i| &i.id == owner);
-        matches!(probe.owner_state(row, now), crate::recovery::OwnerState::Alive)
+        matches!(
+            probe.owner_state(row, now),
+            crate::recovery::OwnerState::Alive
+        )
     };
     let outcome = store.cancel(id, by, now, &owner_alive)?;
     if outcome == CancelOutcome::NotFound {
@@ -184,14 +238,18 @@ pub fn restart(
         Status::Running => {
             let mut notes = Vec::new();
             let what = format!("task {id} ({})", task.name);
-            clear_running(store, probe, config, &task, &what, force, by, now, &mut notes)?;
+            clear_running(
+                store, probe, config, &task, &what, force, by, now, &mut notes,
+            )?;
             Ok(notes.join("; "))
         }
         _ => {
             let reason = format!("restart requested by {}", by.label);
             match store.requeue(id, Some(task.attempt), &reason, by, now)? {
                 RestartOutcome::Requeued { .. } => Ok(format!("task {id} queued again")),
-                RestartOutcome::Changed => Err(Error::Other(format!("task {id} changed meanwhile; try again"))),
+                RestartOutcome::Changed => Err(Error::Other(format!(
+                    "task {id} changed meanwhile; try again"
+                ))),
                 RestartOutcome::NotFound => Err(Error::TaskNotFound(id)),
             }
         }
@@ -200,15 +258,24 @@ pub fn restart(
 
 fn parse_url(raw: &str) -> Result<url::Url, Error> {
     let shown = redact_url(raw.trim());
-    let url = url::Url::parse(raw.trim()).map_err(|e| Error::InvalidUrl { url: shown.clone(), reason: e.to_string() })?;
+    let url = url::Url::parse(raw.trim()).map_err(|e| Error::InvalidUrl {
+        url: shown.clone(),
+        reason: e.to_string(),
+    })?;
     match url.scheme() {
         "http" | "https" => {}
         other => {
-            return Err(Error::InvalidUrl { url: shown, reason: format!("unsupported scheme {other} (only http and https)") });
+            return Err(Error::InvalidUrl {
+                url: shown,
+                reason: format!("unsupported scheme {other} (only http and https)"),
+            });
         }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::InvalidUrl { url: shown, reason: "no host".into() });
+        return Err(Error::InvalidUrl {
+            url: shown,
+            reason: "no host".into(),
+        });
     }
     Ok(url)
 }
@@ -218,7 +285,9 @@ fn parse_sha256(hex: &str) -> Result<String, Error> {
     if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         Ok(hex)
     } else {
-        Err(Error::Usage(format!("invalid sha256 {hex:?}: expected 64 hex digits")))
+        Err(Error::Usage(format!(
+            "invalid sha256 {hex:?}: expected 64 hex digits"
+        )))
     }
 }
 
@@ -226,7 +295,8 @@ fn absolute(dir: &Path) -> Result<PathBuf, Error> {
     if dir.is_absolute() {
         return Ok(dir.to_owned());
     }
-    let cwd = std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
+    let cwd =
+        std::env::current_dir().map_err(|e| Error::io("read the current directory", ".", e))?;
     Ok(cwd.join(dir))
 }
 

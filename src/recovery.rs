@@ -75,7 +75,13 @@ pub fn age_secs(then: DateTime<Utc>, now: DateTime<Utc>) -> Option<u64> {
     let delta = now.signed_duration_since(then);
     match delta.to_std() {
         Ok(d) => Some(d.as_secs()),
-        Err(_) if (-delta).to_std().is_ok_and(|ahead| ahead <= CLOCK_TOLERANCE) => Some(0),
+        Err(_)
+            if (-delta)
+                .to_std()
+                .is_ok_and(|ahead| ahead <= CLOCK_TOLERANCE) =>
+        {
+            Some(0)
+        }
         Err(_) => None,
     }
 }
@@ -176,8 +182,23 @@ mod tests {
     #[test]
     fn no_heartbeat_past_the_threshold_is_stale_even_with_a_live_owner() {
         let now = Utc::now();
-        let v = verdict(&running(301, 301, now), &OwnerState::Alive, now, STALE, STALL);
-        assert!(matches!(v, Verdict::Stale { since_secs: 301, .. }), "{v:?}");
+        let v = verdict(
+            &running(301, 301, now),
+            &OwnerState::Alive,
+            now,
+            STALE,
+            STALL,
+        );
+        assert!(
+            matches!(
+                v,
+                Verdict::Stale {
+                    since_secs: 301,
+                    ..
+                }
+            ),
+            "{v:?}"
+        );
         assert!(v.warning().unwrap().contains("force restart"));
         let v = verdict(&running(299, 1, now), &OwnerState::Alive, now, STALE, STALL);
         assert_eq!(v, Verdict::Healthy);
@@ -201,7 +222,13 @@ mod tests {
     #[test]
     fn an_update_in_the_future_is_never_fresh() {
         let now = Utc::now();
-        let v = verdict(&running(-3600, 0, now), &OwnerState::Alive, now, STALE, STALL);
+        let v = verdict(
+            &running(-3600, 0, now),
+            &OwnerState::Alive,
+            now,
+            STALE,
+            STALL,
+        );
         assert!(matches!(v, Verdict::Stale { .. }), "{v:?}");
         // Small skew between hosts is tolerated.
         let v = verdict(&running(-30, 0, now), &OwnerState::Alive, now, STALE, STALL);

@@ -75,7 +75,10 @@ pub fn owner_states(
     Ok(states)
 }
 
-fn owner_of(owners: &HashMap<InstanceId, (Option<Instance>, OwnerState)>, task: &Task) -> OwnerState {
+fn owner_of(
+    owners: &HashMap<InstanceId, (Option<Instance>, OwnerState)>,
+    task: &Task,
+) -> OwnerState {
     match task.owner.as_ref().and_then(|o| owners.get(o)) {
         Some((_, state)) => state.clone(),
         None => OwnerState::Dead("it has no owner".into()),

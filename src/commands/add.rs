@@ -13,7 +13,9 @@ use crate::ops::{AddRequest, add};
 pub fn run(ctx: &Context, args: &AddArgs) -> Result<u8, Error> {
     let mut urls: Vec<(String, Option<String>)> = Vec::new();
     if args.sha256.is_some() && args.urls.len() + usize::from(args.input.is_some()) != 1 {
-        return Err(Error::Usage("--sha256 goes with exactly one URL (use --input FILE for several)".into()));
+        return Err(Error::Usage(
+            "--sha256 goes with exactly one URL (use --input FILE for several)".into(),
+        ));
     }
     for url in &args.urls {
         urls.push((url.clone(), args.sha256.clone()));
@@ -28,12 +30,21 @@ pub fn run(ctx: &Context, args: &AddArgs) -> Result<u8, Error> {
         force_restart: args.force_restart,
     };
     let mut store = ctx.store()?;
-    let outcome = add(&mut store, &ctx.probe(), &ctx.config, &request, &cli_actor(), Utc::now())?;
+    let outcome = add(
+        &mut store,
+        &ctx.probe(),
+        &ctx.config,
+        &request,
+        &cli_actor(),
+        Utc::now(),
+    )?;
     for note in &outcome.notes {
         eprintln!("{note}");
     }
     if args.json {
-        print_json(&json!({"task_id": outcome.task.0, "created": outcome.created, "notes": outcome.notes}))?;
+        print_json(
+            &json!({"task_id": outcome.task.0, "created": outcome.created, "notes": outcome.notes}),
+        )?;
     } else {
         println!("{}", outcome.task);
     }

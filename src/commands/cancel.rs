@@ -13,7 +13,9 @@ pub fn run(ctx: &Context, id: TaskId) -> Result<u8, Error> {
     match cancel(&mut store, &ctx.probe(), id, &cli_actor(), Utc::now())? {
         CancelOutcome::Cancelled => println!("task {id} cancelled"),
         CancelOutcome::Requested { owner } => {
-            println!("task {id}: cancel requested; its owner ({owner}) stops it within one heartbeat")
+            println!(
+                "task {id}: cancel requested; its owner ({owner}) stops it within one heartbeat"
+            )
         }
         CancelOutcome::AlreadyFinal(status) => println!("task {id} is already {status}"),
         CancelOutcome::NotFound => return Err(Error::TaskNotFound(id)),

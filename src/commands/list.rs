@@ -25,11 +25,17 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8, Error> {
         })?),
         None => None,
     };
-    let filter = HistoryFilter { status, project: args.project.clone(), text: None };
+    let filter = HistoryFilter {
+        status,
+        project: args.project.clone(),
+        text: None,
+    };
     let reader = ctx.reader()?;
     if args.watch {
         if !args.json {
-            return Err(Error::Usage("--watch streams NDJSON; use it with --json".into()));
+            return Err(Error::Usage(
+                "--watch streams NDJSON; use it with --json".into(),
+            ));
         }
         return watch(ctx, &reader, &filter, args.limit);
     }
@@ -42,7 +48,12 @@ pub fn run(ctx: &Context, args: &ListArgs) -> Result<u8, Error> {
     Ok(EXIT_OK)
 }
 
-fn rows(ctx: &Context, reader: &ReadOnlyStore, filter: &HistoryFilter, limit: usize) -> Result<Vec<TaskJson>, Error> {
+fn rows(
+    ctx: &Context,
+    reader: &ReadOnlyStore,
+    filter: &HistoryFilter,
+    limit: usize,
+) -> Result<Vec<TaskJson>, Error> {
     let probe = ctx.probe();
     let mut assessor = Assessor::new(reader, &probe, &ctx.config, Utc::now());
     let mut rows = Vec::new();
@@ -54,7 +65,12 @@ fn rows(ctx: &Context, reader: &ReadOnlyStore, filter: &HistoryFilter, limit: us
 
 /// Prints every row once, then a line for each row whose fields changed (heartbeat times and
 /// ages aside, so an idle queue prints nothing).
-fn watch(ctx: &Context, reader: &ReadOnlyStore, filter: &HistoryFilter, limit: usize) -> Result<u8, Error> {
+fn watch(
+    ctx: &Context,
+    reader: &ReadOnlyStore,
+    filter: &HistoryFilter,
+    limit: usize,
+) -> Result<u8, Error> {
     let mut seen: HashMap<i64, serde_json::Value> = HashMap::new();
     loop {
         let mut current = rows(ctx, reader, filter, limit)?;

@@ -41,7 +41,10 @@ impl Context {
             Some(p) => p.clone(),
             None => default_db_path()?,
         };
-        Ok(Context { db_path, config: Arc::new(config) })
+        Ok(Context {
+            db_path,
+            config: Arc::new(config),
+        })
     }
 
     /// A read-write store (created and migrated when missing).
@@ -56,14 +59,20 @@ impl Context {
 
     /// The liveness probe for owners of tasks in this database.
     pub fn probe(&self) -> LivenessProbe {
-        LivenessProbe::new(&self.db_path, Duration::from_secs(self.config.stale_after_secs))
+        LivenessProbe::new(
+            &self.db_path,
+            Duration::from_secs(self.config.stale_after_secs),
+        )
     }
 }
 
 /// Who a one-shot command acts as, in the event log.
 pub fn cli_actor() -> Actor {
     let pid = std::process::id();
-    Actor { instance: InstanceId(format!("cli-{pid}")), label: format!("{}/{pid}", host_name()) }
+    Actor {
+        instance: InstanceId(format!("cli-{pid}")),
+        label: format!("{}/{pid}", host_name()),
+    }
 }
 
 /// `haul/haul.db` in the platform's data directory.
@@ -82,14 +91,25 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
     match cli.command {
         None => run_dashboard(&ctx, DashboardMode::ReadWrite, &TuiArgs::default()),
         Some(Command::Tui(args)) => {
-            let mode = if args.read_only { DashboardMode::ReadOnly } else { DashboardMode::ReadWrite };
+            let mode = if args.read_only {
+                DashboardMode::ReadOnly
+            } else {
+                DashboardMode::ReadWrite
+            };
             run_dashboard(&ctx, mode, &args)
         }
         Some(Command::Watch(args)) => {
-            let args = TuiArgs { read_only: true, refresh_ms: args.refresh_ms };
+            let args = TuiArgs {
+                read_only: true,
+                refresh_ms: args.refresh_ms,
+            };
             run_dashboard(&ctx, DashboardMode::ReadOnly, &args)
         }
-        Some(Command::Run(args)) => run_worker(&ctx, args.exit_when_idle, crate::logging::Target::Stderr(cli.verbose)),
+        Some(Command::Run(args)) => run_worker(
+            &ctx,
+            args.exit_when_idle,
+            crate::logging::Target::Stderr(cli.verbose),
+        ),
         Some(Command::Add(args)) => add::run(&ctx, &args),
         Some(Command::List(args)) => list::run(&ctx, &args),
         Some(Command::Status(args)) => status::run(&ctx, &args),

@@ -17,9 +17,18 @@ pub fn run(ctx: &Context, args: &RecoverArgs) -> Result<u8, Error> {
         let mut store = ctx.store()?;
         sweep::run(&mut store, &probe, &cli_actor(), now)?
     };
-    let verb = if args.dry_run { "would recover" } else { "recovered" };
+    let verb = if args.dry_run {
+        "would recover"
+    } else {
+        "recovered"
+    };
     for item in &items {
-        println!("{verb} task {} ({}): {}", item.task, crate::text::escape_controls(&item.name), item.reason);
+        println!(
+            "{verb} task {} ({}): {}",
+            item.task,
+            crate::text::escape_controls(&item.name),
+            item.reason
+        );
     }
     match (items.len(), args.dry_run) {
         (0, _) => println!("No orphaned running tasks"),

@@ -23,7 +23,11 @@ pub fn run_worker(ctx: &Context, exit_when_idle: bool, log: Target) -> Result<u8
     let me = LocalInstance::start(&ctx.db_path, Mode::Worker, Utc::now())?;
     store.register_instance(&me.info)?;
     let (actor, thread) = StoreActor::spawn(store)?;
-    let options = EngineOptions { config: ctx.config.clone(), db_path: ctx.db_path.clone(), exit_when_idle };
+    let options = EngineOptions {
+        config: ctx.config.clone(),
+        db_path: ctx.db_path.clone(),
+        exit_when_idle,
+    };
     let result = runtime.block_on(async {
         let (engine, _handle) = Engine::new(actor, me.actor(), options)?;
         let shutdown = CancellationToken::new();
@@ -39,7 +43,10 @@ pub fn run_worker(ctx: &Context, exit_when_idle: bool, log: Target) -> Result<u8
 /// Fires `shutdown` on SIGINT or SIGTERM.
 pub async fn stop_on_signal(shutdown: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return;
     };
     tokio::select! {

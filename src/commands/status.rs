@@ -31,12 +31,22 @@ pub fn run(ctx: &Context, args: &StatusArgs) -> Result<u8, Error> {
     }
     print!("{}", task_table(std::slice::from_ref(&task)));
     if let Some(owner) = &task.owner {
-        let age = task.time_since_update_seconds.map_or("?".into(), |s| format!("{s} s ago"));
-        println!("owner {}/{} ({}), last update {age}, attempt {}", owner.host, owner.pid, owner.mode, task.attempt);
+        let age = task
+            .time_since_update_seconds
+            .map_or("?".into(), |s| format!("{s} s ago"));
+        println!(
+            "owner {}/{} ({}), last update {age}, attempt {}",
+            owner.host, owner.pid, owner.mode, task.attempt
+        );
     }
     for f in files {
         let mark = if f.done { "done" } else { "    " };
-        println!("  [{mark}] {}  {}  {}", f.name, format_progress(f.bytes_done, f.bytes_total), f.url);
+        println!(
+            "  [{mark}] {}  {}  {}",
+            f.name,
+            format_progress(f.bytes_done, f.bytes_total),
+            f.url
+        );
     }
     Ok(EXIT_OK)
 }

@@ -16,14 +16,22 @@ pub fn run(ctx: &Context, args: &JsonArgs) -> Result<u8, Error> {
     let probe = ctx.probe();
     let mut assessor = Assessor::new(&reader, &probe, &ctx.config, Utc::now());
     let mut rows = Vec::new();
-    for task in reader.unfinished()?.into_iter().filter(|t| t.status.is_active()) {
+    for task in reader
+        .unfinished()?
+        .into_iter()
+        .filter(|t| t.status.is_active())
+    {
         rows.push(TaskJson::new(&assessor.assess(task)?, Source::Database));
     }
     if args.json {
         print_json(&json!({"active_tasks": rows.len(), "tasks": rows}))?;
     } else {
         print!("{}", task_table(&rows));
-        println!("{} active tasks (0 from memory, {} from database)", rows.len(), rows.len());
+        println!(
+            "{} active tasks (0 from memory, {} from database)",
+            rows.len(),
+            rows.len()
+        );
     }
     Ok(EXIT_OK)
 }

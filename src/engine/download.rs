@@ -9,13 +9,13 @@ use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use tokio::sync::mpsc;
 
+use super::event::EngineEvent;
 use super::http::{
     content_disposition_filename, is_strong_etag, parse_content_range, parse_retry_after,
     parse_unsatisfied_range,
 };
 use super::part::{self, PartFile, WriteError, WriterReport};
 use super::worker::TaskCtx;
-use super::event::EngineEvent;
 use crate::model::FileEntry;
 use crate::names::sanitize_file_name;
 use crate::text::{escape_controls, redact_url};
@@ -80,7 +80,8 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         };
         let on_disk = part.len().map_err(|e| io_fatal("read", &part_path, &e))?;
         let offset = file.bytes_done.min(on_disk);
-        part.truncate_to(offset).map_err(|e| io_fatal("truncate", &part_path, &e))?;
+        part.truncate_to(offset)
+            .map_err(|e| io_fatal("truncate", &part_path, &e))?;
         file.bytes_done = offset;
         existing = Some((dest, part));
     }
@@ -98,11 +99,12 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
 
     let mut request = ctx.client.get(&file.url);
     if resume_from > 0
-        && let Some(v) = &validator {
-            request = request
-                .header(header::RANGE, format!("bytes={resume_from}-"))
-                .header(header::IF_RANGE, v.as_str());
-        }
+        && let Some(v) = &validator
+    {
+        request = request
+            .header(header::RANGE, format!("bytes={resume_from}-"))
+            .header(header::IF_RANGE, v.as_str());
+    }
     let response = tokio::select! {
         _ = stop.cancelled() => return Err(FileError::Stopped),
         r = tokio::time::timeout(ctx.stall_timeout, request.send()) => match r {
@@ -118,10 +120,12 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     if status == StatusCode::RANGE_NOT_SATISFIABLE {
         let total = header_str(&headers, header::CONTENT_RANGE).and_then(parse_unsatisfied_range);
         if let (Some(total), Some((dest, mut part))) = (total, existing)
-            && total == resume_from && resume_from > 0 {
-                file.bytes_total = Some(total);
-                return verify_and_finalize(ctx, file, &mut part, &dest, total).await;
-            }
+            && total == resume_from
+            && resume_from > 0
+        {
+            file.bytes_total = Some(total);
+            return verify_and_finalize(ctx, file, &mut part, &dest, total).await;
+        }
         return Err(restart_needed(ctx, file, "server refused the resume range (416)").await);
     }
 
@@ -162,12 +166,13 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         _ => body_len,
     };
     if let Some(total) = total
-        && total > ctx.max_file_size {
-            return Err(FileError::Fatal(format!(
-                "{host} announced {total} bytes, more than max_file_size_bytes ({})",
-                ctx.max_file_size
-            )));
-        }
+        && total > ctx.max_file_size
+    {
+        return Err(FileError::Fatal(format!(
+            "{host} announced {total} bytes, more than max_file_size_bytes ({})",
+            ctx.max_file_size
+        )));
+    }
     let etag = header_str(&headers, header::ETAG).map(escape_controls);
     let last_modified = header_str(&headers, header::LAST_MODIFIED).map(escape_controls);
 
@@ -175,7 +180,8 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     let (dest, part, offset) = match (start, existing) {
         (Start::Append(offset), Some((dest, part))) => (dest, part, offset),
         (Start::FromZero(reason), Some((dest, mut part))) => {
-            part.truncate_to(0).map_err(|e| io_fatal("truncate", &part.path, &e))?;
+            part.truncate_to(0)
+                .map_err(|e| io_fatal("truncate", &part.path, &e))?;
             if !reason.is_empty() {
                 record_restart(ctx, file, &reason).await?;
             }
@@ -187,10 +193,11 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
                 .map(|n| sanitize_file_name(&n))
                 .unwrap_or_else(|| file.name.clone());
             let dir = dest_dir.clone();
-            let (dest, part) = tokio::task::spawn_blocking(move || part::create_unique(&dir, &suggested))
-                .await
-                .map_err(|e| FileError::Fatal(e.to_string()))?
-                .map_err(|e| io_fatal("create a file in", &dest_dir, &e))?;
+            let (dest, part) =
+                tokio::task::spawn_blocking(move || part::create_unique(&dir, &suggested))
+                    .await
+                    .map_err(|e| FileError::Fatal(e.to_string()))?
+                    .map_err(|e| io_fatal("create a file in", &dest_dir, &e))?;
             (dest, part, 0)
         }
     };
@@ -209,10 +216,24 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     file.last_modified = last_modified;
     file.bytes_done = offset;
     let recorded = {
-        let (dest, etag, lm) = (file.dest_path.clone().unwrap_or_default(), file.etag.clone(), file.last_modified.clone());
+        let (dest, etag, lm) = (
+            file.dest_path.clone().unwrap_or_default(),
+            file.etag.clone(),
+            file.last_modified.clone(),
+        );
         let index = file.index;
         ctx.store
-            .call(move |s| s.set_file_target(lease, index, &dest, total, etag.as_deref(), lm.as_deref(), chrono::Utc::now()))
+            .call(move |s| {
+                s.set_file_target(
+                    lease,
+                    index,
+                    &dest,
+                    total,
+                    etag.as_deref(),
+                    lm.as_deref(),
+                    chrono::Utc::now(),
+                )
+            })
             .await
             .map_err(|e| FileError::retry(e.to_string()))?
     };
@@ -233,11 +254,12 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     }
     let mut part = result?;
     if let Some(total) = total
-        && written != total {
-            return Err(FileError::retry(format!(
-                "connection to {host} closed after {written} of {total} bytes"
-            )));
-        }
+        && written != total
+    {
+        return Err(FileError::retry(format!(
+            "connection to {host} closed after {written} of {total} bytes"
+        )));
+    }
     verify_and_finalize(ctx, file, &mut part, &dest, written).await
 }
 
@@ -336,23 +358,29 @@ async fn verify_and_finalize(
 ) -> Result<(), FileError> {
     let expected = file.sha256_expected.clone();
     let mut owned = PartFile {
-        file: part.file.try_clone().map_err(|e| io_fatal("reopen", &part.path, &e))?,
+        file: part
+            .file
+            .try_clone()
+            .map_err(|e| io_fatal("reopen", &part.path, &e))?,
         path: part.path.clone(),
     };
     let dest_owned = dest.to_owned();
-    let outcome = tokio::task::spawn_blocking(move || -> std::io::Result<(Option<String>, Option<PathBuf>)> {
-        let actual = match &expected {
-            Some(_) => Some(part::sha256_hex(&mut owned)?),
-            None => None,
-        };
-        if let (Some(want), Some(got)) = (&expected, &actual)
-            && !want.eq_ignore_ascii_case(got) {
+    let outcome = tokio::task::spawn_blocking(
+        move || -> std::io::Result<(Option<String>, Option<PathBuf>)> {
+            let actual = match &expected {
+                Some(_) => Some(part::sha256_hex(&mut owned)?),
+                None => None,
+            };
+            if let (Some(want), Some(got)) = (&expected, &actual)
+                && !want.eq_ignore_ascii_case(got)
+            {
                 owned.truncate_to(0)?;
                 return Ok((actual, None));
             }
-        let placed = part::finalize(&owned, &dest_owned)?;
-        Ok((actual, Some(placed)))
-    })
+            let placed = part::finalize(&owned, &dest_owned)?;
+            Ok((actual, Some(placed)))
+        },
+    )
     .await
     .map_err(|e| FileError::Fatal(e.to_string()))?
     .map_err(|e| io_fatal("finish", dest, &e))?;
@@ -384,7 +412,16 @@ async fn record_done(
     file.sha256 = sha256.clone();
     let held = ctx
         .store
-        .call(move |s| s.file_done(lease, index, bytes, sha256.as_deref(), &dest, chrono::Utc::now()))
+        .call(move |s| {
+            s.file_done(
+                lease,
+                index,
+                bytes,
+                sha256.as_deref(),
+                &dest,
+                chrono::Utc::now(),
+            )
+        })
         .await
         .map_err(|e| FileError::retry(e.to_string()))?;
     let _ = ctx.events.send(EngineEvent::FileDone {
@@ -392,11 +429,19 @@ async fn record_done(
         index,
         bytes,
     });
-    if held { Ok(()) } else { Err(FileError::Stopped) }
+    if held {
+        Ok(())
+    } else {
+        Err(FileError::Stopped)
+    }
 }
 
 /// Resets the file's durable offset and logs why; the next try starts from zero.
-async fn record_restart(ctx: &TaskCtx, file: &mut FileEntry, reason: &str) -> Result<(), FileError> {
+async fn record_restart(
+    ctx: &TaskCtx,
+    file: &mut FileEntry,
+    reason: &str,
+) -> Result<(), FileError> {
     file.bytes_done = 0;
     let (lease, index, by, reason) = (ctx.lease, file.index, ctx.actor.clone(), reason.to_owned());
     tracing::info!(task = %lease.task, file = index, "{reason}; restarting from 0");
@@ -405,7 +450,11 @@ async fn record_restart(ctx: &TaskCtx, file: &mut FileEntry, reason: &str) -> Re
         .call(move |s| s.restart_file(lease, index, &reason, &by, chrono::Utc::now()))
         .await
         .map_err(|e| FileError::retry(e.to_string()))?;
-    if held { Ok(()) } else { Err(FileError::Stopped) }
+    if held {
+        Ok(())
+    } else {
+        Err(FileError::Stopped)
+    }
 }
 
 async fn restart_needed(ctx: &TaskCtx, file: &mut FileEntry, reason: &str) -> FileError {
@@ -463,7 +512,11 @@ fn error_chain(err: &reqwest::Error) -> String {
         current = e.source();
     }
     if parts.is_empty() {
-        parts.push(if err.is_timeout() { "timed out".into() } else { "request failed".into() });
+        parts.push(if err.is_timeout() {
+            "timed out".into()
+        } else {
+            "request failed".into()
+        });
     }
     parts.dedup();
     parts.join(": ")

@@ -32,15 +32,26 @@ pub enum EngineEvent {
         at: Instant,
     },
     /// Bytes of a file synced to disk: safe to record as the durable offset.
-    Checkpoint { task: TaskId, index: u32, durable: u64 },
-    FileDone { task: TaskId, index: u32, bytes: u64 },
+    Checkpoint {
+        task: TaskId,
+        index: u32,
+        durable: u64,
+    },
+    FileDone {
+        task: TaskId,
+        index: u32,
+        bytes: u64,
+    },
     /// A transfer failed and will be tried again after `delay`.
     Retrying {
         task: TaskId,
         reason: String,
         delay: Duration,
     },
-    Finished { task: TaskId, outcome: Finish },
+    Finished {
+        task: TaskId,
+        outcome: Finish,
+    },
 }
 
 /// How a worker ended.
@@ -128,8 +139,11 @@ impl TaskView {
     /// Seconds left at the current speed, when the size is known.
     pub fn eta_secs(&self) -> Option<u64> {
         let total = self.current_total?;
-        let current = self.bytes_received.saturating_sub(self.bytes_finished_files);
-        (self.speed_bps > 1.0).then(|| (total.saturating_sub(current) as f64 / self.speed_bps) as u64)
+        let current = self
+            .bytes_received
+            .saturating_sub(self.bytes_finished_files);
+        (self.speed_bps > 1.0)
+            .then(|| (total.saturating_sub(current) as f64 / self.speed_bps) as u64)
     }
 
     /// Folds one event into the view.
@@ -202,7 +216,10 @@ impl TaskView {
     }
 
     fn note_milestone(&mut self) {
-        let Some(total) = self.current_total.filter(|t| *t > 0 && self.files_total == 1) else {
+        let Some(total) = self
+            .current_total
+            .filter(|t| *t > 0 && self.files_total == 1)
+        else {
             return;
         };
         let quarter = (self.bytes_received.saturating_mul(4) / total).min(4) as u8;
@@ -238,8 +255,18 @@ mod tests {
         let t0 = Instant::now();
         let mut v = view(t0);
         let task = TaskId(1);
-        v.apply(&EngineEvent::FileStarted { task, index: 0, offset: 0, total: Some(1000), at: t0 });
-        v.apply(&EngineEvent::Progress { task, offset: 300, at: t0 + Duration::from_secs(1) });
+        v.apply(&EngineEvent::FileStarted {
+            task,
+            index: 0,
+            offset: 0,
+            total: Some(1000),
+            at: t0,
+        });
+        v.apply(&EngineEvent::Progress {
+            task,
+            offset: 300,
+            at: t0 + Duration::from_secs(1),
+        });
         assert_eq!(v.bytes_received, 300);
         assert!((v.speed_bps - 300.0).abs() < 1.0, "{}", v.speed_bps);
         assert_eq!(v.eta_secs(), Some(2));
@@ -257,12 +284,31 @@ mod tests {
         let t0 = Instant::now();
         let mut v = view(t0);
         let task = TaskId(1);
-        v.apply(&EngineEvent::Checkpoint { task, index: 0, durable: 10 });
-        v.apply(&EngineEvent::Checkpoint { task, index: 0, durable: 20 });
+        v.apply(&EngineEvent::Checkpoint {
+            task,
+            index: 0,
+            durable: 10,
+        });
+        v.apply(&EngineEvent::Checkpoint {
+            task,
+            index: 0,
+            durable: 20,
+        });
         assert_eq!(v.take_tick().0, vec![(0, 20)]);
-        v.apply(&EngineEvent::Checkpoint { task, index: 0, durable: 30 });
-        v.apply(&EngineEvent::FileDone { task, index: 0, bytes: 40 });
-        assert!(v.take_tick().0.is_empty(), "a finished file needs no checkpoint");
+        v.apply(&EngineEvent::Checkpoint {
+            task,
+            index: 0,
+            durable: 30,
+        });
+        v.apply(&EngineEvent::FileDone {
+            task,
+            index: 0,
+            bytes: 40,
+        });
+        assert!(
+            v.take_tick().0.is_empty(),
+            "a finished file needs no checkpoint"
+        );
         assert_eq!(v.files_done, 1);
         assert_eq!(v.bytes_received, 40);
     }
@@ -271,9 +317,18 @@ mod tests {
     fn a_resume_starts_from_its_offset() {
         let t0 = Instant::now();
         let mut v = view(t0);
-        v.apply(&EngineEvent::FileStarted { task: TaskId(1), index: 0, offset: 500, total: Some(1000), at: t0 });
+        v.apply(&EngineEvent::FileStarted {
+            task: TaskId(1),
+            index: 0,
+            offset: 500,
+            total: Some(1000),
+            at: t0,
+        });
         assert_eq!(v.bytes_received, 500);
-        v.apply(&EngineEvent::Finished { task: TaskId(1), outcome: Finish::Completed });
+        v.apply(&EngineEvent::Finished {
+            task: TaskId(1),
+            outcome: Finish::Completed,
+        });
         assert_eq!(v.phase, Phase::Finished(Finish::Completed));
     }
 }

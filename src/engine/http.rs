@@ -159,11 +159,19 @@ mod tests {
     fn content_ranges() {
         assert_eq!(
             parse_content_range("bytes 100-199/1000"),
-            Some(ContentRange { start: 100, end: 199, total: Some(1000) })
+            Some(ContentRange {
+                start: 100,
+                end: 199,
+                total: Some(1000)
+            })
         );
         assert_eq!(
             parse_content_range("bytes 0-9/*"),
-            Some(ContentRange { start: 0, end: 9, total: None })
+            Some(ContentRange {
+                start: 0,
+                end: 9,
+                total: None
+            })
         );
         assert_eq!(parse_content_range("bytes 10-5/100"), None);
         assert_eq!(parse_content_range("bytes 0-100/100"), None);
@@ -175,7 +183,9 @@ mod tests {
 
     #[test]
     fn retry_after_in_seconds_or_as_a_date() {
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
         assert_eq!(
             parse_retry_after("Thu, 01 Jan 2026 00:00:10 GMT", now),

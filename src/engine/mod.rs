@@ -100,11 +100,21 @@ pub struct Engine {
 
 impl Engine {
     /// Builds an engine and the handle to talk to it.
-    pub fn new(store: StoreActor, me: Actor, options: EngineOptions) -> Result<(Engine, EngineHandle), Error> {
+    pub fn new(
+        store: StoreActor,
+        me: Actor,
+        options: EngineOptions,
+    ) -> Result<(Engine, EngineHandle), Error> {
         let config = &options.config;
-        let client = client::build(Duration::from_secs(config.connect_timeout_secs), config.max_redirects)
-            .map_err(|e| Error::Other(format!("cannot build the HTTP client: {e}")))?;
-        let probe = LivenessProbe::new(&options.db_path, Duration::from_secs(config.stale_after_secs));
+        let client = client::build(
+            Duration::from_secs(config.connect_timeout_secs),
+            config.max_redirects,
+        )
+        .map_err(|e| Error::Other(format!("cannot build the HTTP client: {e}")))?;
+        let probe = LivenessProbe::new(
+            &options.db_path,
+            Duration::from_secs(config.stale_after_secs),
+        );
         let (state_tx, state_rx) = watch::channel(Arc::new(EngineState::default()));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let (commands_tx, commands_rx) = mpsc::unbounded_channel();
@@ -146,7 +156,10 @@ impl Engine {
         let mut ticks = 0u64;
         self.fill_slots().await?;
         loop {
-            if self.options.exit_when_idle && self.running.is_empty() && !self.has_waiting_work().await? {
+            if self.options.exit_when_idle
+                && self.running.is_empty()
+                && !self.has_waiting_work().await?
+            {
                 break;
             }
             let mut slot_freed = false;
@@ -199,15 +212,31 @@ impl Engine {
         }
         self.publish();
         let id = self.me.instance.clone();
-        self.store.call(move |s| s.stop_instance(&id, Utc::now())).await?;
+        self.store
+            .call(move |s| s.stop_instance(&id, Utc::now()))
+            .await?;
         Ok(())
     }
 
     /// Folds a worker's event into the state; true when a slot became free.
     fn on_event(&mut self, event: EngineEvent) -> bool {
         match &event {
-            EngineEvent::Started { lease, project, name, files_total, bytes_already_done, at } => {
-                let view = TaskView::new(*lease, project.clone(), name.clone(), *files_total, *bytes_already_done, *at);
+            EngineEvent::Started {
+                lease,
+                project,
+                name,
+                files_total,
+                bytes_already_done,
+                at,
+            } => {
+                let view = TaskView::new(
+                    *lease,
+                    project.clone(),
+                    name.clone(),
+                    *files_total,
+                    *bytes_already_done,
+                    *at,
+                );
                 self.state.tasks.insert(lease.task, view);
                 false
             }
@@ -222,13 +251,22 @@ impl Engine {
                     Finish::Failed(m) => format!("task {task} failed: {m}"),
                     Finish::Cancelled => format!("task {task} cancelled"),
                     Finish::Interrupted => format!("task {task} interrupted (resumable)"),
-                    Finish::Lost => format!("task {task}: claim lost (restarted elsewhere); stopped writing"),
+                    Finish::Lost => {
+                        format!("task {task}: claim lost (restarted elsewhere); stopped writing")
+                    }
                 };
                 self.notice(Some(*task), text);
                 true
             }
-            EngineEvent::Retrying { task, reason, delay } => {
-                let text = format!("task {task}: {reason}; retry in {:.1} s", delay.as_secs_f64());
+            EngineEvent::Retrying {
+                task,
+                reason,
+                delay,
+            } => {
+                let text = format!(
+                    "task {task}: {reason}; retry in {:.1} s",
+                    delay.as_secs_f64()
+                );
                 self.notice(Some(*task), text);
                 if let Some(view) = self.state.tasks.get_mut(task) {
                     view.apply(&event);
@@ -251,7 +289,11 @@ impl Engine {
         if self.state.notices.len() >= NOTICE_CAPACITY {
             self.state.notices.pop_front();
         }
-        self.state.notices.push_back(Notice { at: Utc::now(), task, text });
+        self.state.notices.push_back(Notice {
+            at: Utc::now(),
+            task,
+            text,
+        });
     }
 
     fn publish(&self) {
@@ -263,7 +305,10 @@ impl Engine {
         let slots = self.options.config.max_concurrent as usize;
         while self.running.len() < slots {
             let (rules, me) = (self.rules.clone(), self.me.clone());
-            let claimed = self.store.call(move |s| s.claim_next(&rules, &me, Utc::now())).await?;
+            let claimed = self
+                .store
+                .call(move |s| s.claim_next(&rules, &me, Utc::now()))
+                .await?;
             let Some((task, files)) = claimed else {
                 break;
             };
@@ -300,11 +345,19 @@ impl Engine {
             .filter(|v| !matches!(v.phase, Phase::Finished(_)))
             .map(|view| {
                 let (files, progressed, milestone) = view.take_tick();
-                TaskProgress { lease: view.lease, files, progressed, milestone }
+                TaskProgress {
+                    lease: view.lease,
+                    files,
+                    progressed,
+                    milestone,
+                }
             })
             .collect();
         let me = self.me.clone();
-        let replies = self.store.call(move |s| s.heartbeat(&me, &progress, Utc::now())).await?;
+        let replies = self
+            .store
+            .call(move |s| s.heartbeat(&me, &progress, Utc::now()))
+            .await?;
         for reply in replies {
             match reply {
                 HeartbeatReply::Lost { lease } => {
@@ -312,7 +365,10 @@ impl Engine {
                         stop.stop(StopReason::Lost);
                     }
                 }
-                HeartbeatReply::Held { lease, cancel: true } => {
+                HeartbeatReply::Held {
+                    lease,
+                    cancel: true,
+                } => {
                     if let Some(stop) = self.running.get(&lease.task) {
                         stop.stop(StopReason::Cancel);
                     }
@@ -326,9 +382,15 @@ impl Engine {
     /// Recovers dead owners' tasks; returns how many.
     async fn sweep(&mut self) -> Result<usize, Error> {
         let (probe, me) = (self.probe.clone(), self.me.clone());
-        let recovered = self.store.call(move |s| crate::sweep::run(s, &probe, &me, Utc::now())).await?;
+        let recovered = self
+            .store
+            .call(move |s| crate::sweep::run(s, &probe, &me, Utc::now()))
+            .await?;
         for item in &recovered {
-            let text = format!("recovered task {} ({}): {}", item.task, item.name, item.reason);
+            let text = format!(
+                "recovered task {} ({}): {}",
+                item.task, item.name, item.reason
+            );
             self.notice(Some(item.task), text);
         }
         Ok(recovered.len())

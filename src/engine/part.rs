@@ -53,7 +53,8 @@ pub fn create_unique(dir: &Path, name: &str) -> std::io::Result<(PathBuf, PartFi
             .open(&path)
         {
             Ok(file) => {
-                file.try_lock().map_err(|e| std::io::Error::other(e.to_string()))?;
+                file.try_lock()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
                 return Ok((final_path, PartFile { file, path }));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
@@ -68,7 +69,10 @@ pub fn create_unique(dir: &Path, name: &str) -> std::io::Result<(PathBuf, PartFi
 
 /// Opens an existing (or recreates a missing) `.part` and waits for its lock: a previous owner
 /// that lost its claim releases it as soon as it notices. `None` when `stop` fires first.
-pub async fn open_locked(path: &Path, stop: &CancellationToken) -> std::io::Result<Option<PartFile>> {
+pub async fn open_locked(
+    path: &Path,
+    stop: &CancellationToken,
+) -> std::io::Result<Option<PartFile>> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -152,9 +156,11 @@ pub fn write_chunks(
         if let Err(e) = part.file.write_all(&chunk) {
             // Keep what did reach the file (a disk-full write may be partial), durably.
             if let Ok(len) = part.len()
-                && part.file.set_len(len).is_ok() && checkpoint(part, len).is_ok() {
-                    durable = len;
-                }
+                && part.file.set_len(len).is_ok()
+                && checkpoint(part, len).is_ok()
+            {
+                durable = len;
+            }
             return (durable, Err(WriteError::Io(e)));
         }
         offset += chunk.len() as u64;

@@ -97,11 +97,15 @@ pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Fi
         Ok(()) => (Finish::Completed, Some(Outcome::Completed)),
         Err(FileError::Fatal(message)) => {
             tracing::warn!("failed: {message}");
-            (Finish::Failed(message.clone()), Some(Outcome::Failed(message)))
+            (
+                Finish::Failed(message.clone()),
+                Some(Outcome::Failed(message)),
+            )
         }
-        Err(FileError::Retry { message, .. }) => {
-            (Finish::Failed(message.clone()), Some(Outcome::Failed(message)))
-        }
+        Err(FileError::Retry { message, .. }) => (
+            Finish::Failed(message.clone()),
+            Some(Outcome::Failed(message)),
+        ),
         Err(FileError::Stopped) => match ctx.stop.reason() {
             Some(StopReason::Cancel) => (
                 Finish::Cancelled,
@@ -135,7 +139,10 @@ pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Fi
         None => finish,
     };
     if finish == Finish::Lost {
-        tracing::warn!("lease lost: task {} was taken over; stopped writing", ctx.lease.task);
+        tracing::warn!(
+            "lease lost: task {} was taken over; stopped writing",
+            ctx.lease.task
+        );
     }
     let _ = ctx.events.send(EngineEvent::Finished {
         task: ctx.lease.task,
@@ -203,7 +210,11 @@ pub fn backoff(policy: &RetryPolicy, tries: u32, retry_after: Option<Duration>) 
         .saturating_mul(1u64 << tries.saturating_sub(1).min(20))
         .min(policy.max_delay_ms);
     let half = exp / 2;
-    Duration::from_millis(half + rand::thread_rng().gen_range(0..=half.max(1)).min(exp - half))
+    Duration::from_millis(
+        half + rand::thread_rng()
+            .gen_range(0..=half.max(1))
+            .min(exp - half),
+    )
 }
 
 #[cfg(test)]
@@ -222,8 +233,14 @@ mod tests {
             let exp = (100u64 << (tries - 1)).min(1000);
             assert!(d >= exp / 2 && d <= exp, "try {tries}: {d} ms");
         }
-        assert_eq!(backoff(&policy, 1, Some(Duration::from_millis(300))), Duration::from_millis(300));
-        assert_eq!(backoff(&policy, 1, Some(Duration::from_secs(60))), Duration::from_millis(1000));
+        assert_eq!(
+            backoff(&policy, 1, Some(Duration::from_millis(300))),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            backoff(&policy, 1, Some(Duration::from_secs(60))),
+            Duration::from_millis(1000)
+        );
     }
 
     #[test]

@@ -78,11 +78,11 @@ impl Store {
                     if resumed && !rules.resumes(&project) {
                         continue;
                     }
-                    let project_full = rules
-                        .project_limits
-                        .get(&project)
-                        .is_some_and(|limit| per_project.get(&project).copied().unwrap_or(0) >= *limit);
-                    let host_full = per_host.get(&host).copied().unwrap_or(0) >= rules.per_host_limit;
+                    let project_full = rules.project_limits.get(&project).is_some_and(|limit| {
+                        per_project.get(&project).copied().unwrap_or(0) >= *limit
+                    });
+                    let host_full =
+                        per_host.get(&host).copied().unwrap_or(0) >= rules.per_host_limit;
                     if !project_full && !host_full {
                         chosen = Some((TaskId(id), resumed));
                         break;
@@ -108,7 +108,15 @@ impl Store {
             } else {
                 format!("claimed by {}", by.label)
             };
-            insert_event(tx, task.id, task.attempt, EventKind::Claimed, Some(by), &message, now)?;
+            insert_event(
+                tx,
+                task.id,
+                task.attempt,
+                EventKind::Claimed,
+                Some(by),
+                &message,
+                now,
+            )?;
             let files = {
                 let sql = format!(
                     "SELECT {} FROM files WHERE task_id = ?1 ORDER BY idx",

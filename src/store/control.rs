@@ -14,7 +14,9 @@ pub enum CancelOutcome {
     /// The task was not running (or its owner was dead): it is cancelled now.
     Cancelled,
     /// Its live owner was asked through the database; it stops within one heartbeat.
-    Requested { owner: InstanceId },
+    Requested {
+        owner: InstanceId,
+    },
     /// Already completed, failed or cancelled.
     AlreadyFinal(Status),
     NotFound,
@@ -24,7 +26,9 @@ pub enum CancelOutcome {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RestartOutcome {
     /// Queued again with the given attempt as the fence any old owner now fails.
-    Requeued { attempt: Attempt },
+    Requeued {
+        attempt: Attempt,
+    },
     /// The task changed since it was read (another claim); nothing done.
     Changed,
     NotFound,
@@ -48,21 +52,38 @@ impl Store {
             }
             let message = format!("cancelled by {}", by.label);
             if task.status == Status::Running
-                && let Some(owner) = task.owner.clone().filter(|o| owner_is_alive(o)) {
-                    tx.execute(
-                        "UPDATE tasks SET control = 'cancel' WHERE id = ?1 AND attempt = ?2",
-                        params![id.0, task.attempt.0],
-                    )?;
-                    let message = format!("cancel requested by {}", by.label);
-                    insert_event(tx, id, task.attempt, EventKind::CancelRequested, Some(by), &message, now)?;
-                    return Ok(CancelOutcome::Requested { owner });
-                }
+                && let Some(owner) = task.owner.clone().filter(|o| owner_is_alive(o))
+            {
+                tx.execute(
+                    "UPDATE tasks SET control = 'cancel' WHERE id = ?1 AND attempt = ?2",
+                    params![id.0, task.attempt.0],
+                )?;
+                let message = format!("cancel requested by {}", by.label);
+                insert_event(
+                    tx,
+                    id,
+                    task.attempt,
+                    EventKind::CancelRequested,
+                    Some(by),
+                    &message,
+                    now,
+                )?;
+                return Ok(CancelOutcome::Requested { owner });
+            }
             tx.execute(
                 "UPDATE tasks SET status = 'cancelled', error_message = ?2, finished_at = ?3, \
                  updated_at = ?3, control = NULL WHERE id = ?1",
                 params![id.0, message, to_ms(now)],
             )?;
-            insert_event(tx, id, task.attempt, EventKind::Cancelled, Some(by), &message, now)?;
+            insert_event(
+                tx,
+                id,
+                task.attempt,
+                EventKind::Cancelled,
+                Some(by),
+                &message,
+                now,
+            )?;
             Ok(CancelOutcome::Cancelled)
         })
     }
@@ -92,7 +113,15 @@ impl Store {
                 params![id.0, to_ms(now)],
                 |r| r.get(0),
             )?;
-            insert_event(tx, id, Attempt(attempt), EventKind::Restarted, Some(by), reason, now)?;
+            insert_event(
+                tx,
+                id,
+                Attempt(attempt),
+                EventKind::Restarted,
+                Some(by),
+                reason,
+                now,
+            )?;
             Ok(RestartOutcome::Requeued {
                 attempt: Attempt(attempt),
             })
@@ -120,7 +149,15 @@ impl Store {
                 ],
             )?;
             if n == 1 {
-                insert_event(tx, lease.task, lease.attempt, EventKind::Recovered, Some(by), reason, now)?;
+                insert_event(
+                    tx,
+                    lease.task,
+                    lease.attempt,
+                    EventKind::Recovered,
+                    Some(by),
+                    reason,
+                    now,
+                )?;
             }
             Ok(n == 1)
         })
@@ -129,5 +166,8 @@ impl Store {
 
 fn load(tx: &rusqlite::Transaction<'_>, id: TaskId) -> Result<Option<Task>, StoreError> {
     let sql = format!("SELECT {} FROM tasks WHERE id = ?1", rows::TASK_COLUMNS);
-    Ok(tx.prepare_cached(&sql)?.query_row([id.0], rows::task).optional()?)
+    Ok(tx
+        .prepare_cached(&sql)?
+        .query_row([id.0], rows::task)
+        .optional()?)
 }

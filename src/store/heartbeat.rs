@@ -69,12 +69,24 @@ impl Store {
                 };
                 if !task.files.is_empty() {
                     for (index, offset) in &task.files {
-                        file_offset.execute(params![lease.task.0, *index as i64, *offset as i64])?;
+                        file_offset.execute(params![
+                            lease.task.0,
+                            *index as i64,
+                            *offset as i64
+                        ])?;
                     }
                     totals.execute([lease.task.0])?;
                 }
                 if let Some(milestone) = &task.milestone {
-                    insert_event(tx, lease.task, lease.attempt, EventKind::Progress, Some(by), milestone, now)?;
+                    insert_event(
+                        tx,
+                        lease.task,
+                        lease.attempt,
+                        EventKind::Progress,
+                        Some(by),
+                        milestone,
+                        now,
+                    )?;
                 }
                 replies.push(HeartbeatReply::Held {
                     lease,

@@ -58,12 +58,11 @@ impl StoreError {
         };
         let path = path.to_owned();
         match err.sqlite_error_code() {
-            Some(rusqlite::ErrorCode::NotADatabase) | Some(rusqlite::ErrorCode::DatabaseCorrupt) => {
-                StoreError::Corrupt {
-                    path,
-                    detail: err.to_string(),
-                }
-            }
+            Some(rusqlite::ErrorCode::NotADatabase)
+            | Some(rusqlite::ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+                path,
+                detail: err.to_string(),
+            },
             Some(rusqlite::ErrorCode::DatabaseBusy) | Some(rusqlite::ErrorCode::DatabaseLocked) => {
                 StoreError::Busy { path }
             }

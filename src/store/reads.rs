@@ -71,7 +71,9 @@ impl Reader {
             rows::FILE_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let files = stmt.query_map([id.0], rows::file)?.collect::<Result<_, _>>()?;
+        let files = stmt
+            .query_map([id.0], rows::file)?
+            .collect::<Result<_, _>>()?;
         Ok(files)
     }
 
@@ -82,7 +84,9 @@ impl Reader {
             rows::EVENT_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let events = stmt.query_map([id.0], rows::event)?.collect::<Result<_, _>>()?;
+        let events = stmt
+            .query_map([id.0], rows::event)?
+            .collect::<Result<_, _>>()?;
         Ok(events)
     }
 
@@ -189,7 +193,9 @@ impl Reader {
             rows::INSTANCE_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let instances = stmt.query_map([], rows::instance)?.collect::<Result<_, _>>()?;
+        let instances = stmt
+            .query_map([], rows::instance)?
+            .collect::<Result<_, _>>()?;
         Ok(instances)
     }
 

@@ -105,7 +105,15 @@ impl Store {
                 ])?;
             }
             let message = format!("{} file(s) into {}", task.files.len(), task.dest_dir);
-            insert_event(tx, id, Attempt(0), EventKind::Added, Some(by), &message, now)?;
+            insert_event(
+                tx,
+                id,
+                Attempt(0),
+                EventKind::Added,
+                Some(by),
+                &message,
+                now,
+            )?;
             Ok(id)
         })
     }
@@ -174,7 +182,15 @@ impl Store {
             )?;
             refresh_task_totals(tx, lease.task, now)?;
             let message = format!("file {index}: {reason}; restarting from 0");
-            insert_event(tx, lease.task, lease.attempt, EventKind::RestartFromZero, Some(by), &message, now)?;
+            insert_event(
+                tx,
+                lease.task,
+                lease.attempt,
+                EventKind::RestartFromZero,
+                Some(by),
+                &message,
+                now,
+            )?;
             Ok(true)
         })
     }
@@ -218,7 +234,15 @@ impl Store {
                 params![lease.task.0, lease.attempt.0, message, to_ms(now)],
             )?;
             if n == 1 {
-                insert_event(tx, lease.task, lease.attempt, EventKind::Retry, Some(by), message, now)?;
+                insert_event(
+                    tx,
+                    lease.task,
+                    lease.attempt,
+                    EventKind::Retry,
+                    Some(by),
+                    message,
+                    now,
+                )?;
             }
             Ok(n == 1)
         })
@@ -238,7 +262,9 @@ impl Store {
             Outcome::Completed => ("completed", EventKind::Completed, None),
             Outcome::Failed(msg) => ("failed", EventKind::Failed, Some(msg.as_str())),
             Outcome::Cancelled(msg) => ("cancelled", EventKind::Cancelled, Some(msg.as_str())),
-            Outcome::Interrupted(msg) => ("interrupted", EventKind::Interrupted, Some(msg.as_str())),
+            Outcome::Interrupted(msg) => {
+                ("interrupted", EventKind::Interrupted, Some(msg.as_str()))
+            }
         };
         self.write(|tx| {
             let n = tx.execute(

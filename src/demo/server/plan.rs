@@ -327,15 +327,19 @@ fn serve(route: &Route, live: &mut Live, req: &Incoming) -> Reply {
 /// Spends a drop or a stall on this body if one is left and the body is long enough to cut.
 fn cut_for(route: &Route, live: &mut Live, len: u64) -> Cut {
     if let Some((n, times)) = route.drop_after_bytes
-        && live.drops_used < times && len > n {
-            live.drops_used += 1;
-            return Cut::Drop(n);
-        }
+        && live.drops_used < times
+        && len > n
+    {
+        live.drops_used += 1;
+        return Cut::Drop(n);
+    }
     if let Some((n, times)) = route.stall_after_bytes
-        && live.stalls_used < times && len > n {
-            live.stalls_used += 1;
-            return Cut::Stall(n);
-        }
+        && live.stalls_used < times
+        && len > n
+    {
+        live.stalls_used += 1;
+        return Cut::Stall(n);
+    }
     Cut::None
 }
 
