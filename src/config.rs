@@ -61,6 +61,9 @@ pub struct ProjectConfig {
     pub stale_after_secs: Option<u64>,
     pub auto_resume: Option<bool>,
     pub retry: Option<RetryPolicy>,
+    /// Extra request headers (e.g. a token). Sent with this project's requests; never logged
+    /// or shown (`haul config check` masks the values).
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Default for Config {
@@ -101,6 +104,7 @@ pub struct ProjectPolicy {
     pub stale_after: Duration,
     pub auto_resume: bool,
     pub retry: RetryPolicy,
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Config {
@@ -171,6 +175,17 @@ impl Config {
             if let Some(retry) = &project.retry {
                 retry.validate(&format!("projects.{name}.retry"))?;
             }
+            for (header, value) in &project.headers {
+                let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+                if header.is_empty() || !header.chars().all(token) {
+                    return Err(format!("`projects.{name}.headers`: {header:?} is not a header name"));
+                }
+                if value.chars().any(|c| c.is_control() && c != '\t') {
+                    return Err(format!(
+                        "`projects.{name}.headers.{header}`: the value holds control characters"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -194,6 +209,7 @@ impl Config {
             ),
             auto_resume: over.auto_resume.unwrap_or(self.auto_resume),
             retry: over.retry.unwrap_or_else(|| self.retry.clone()),
+            headers: over.headers,
         }
     }
 

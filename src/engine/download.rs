@@ -97,7 +97,7 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         _ => 0,
     };
 
-    let mut request = ctx.client.get(&file.url);
+    let mut request = ctx.client.get(&file.url).headers(ctx.headers.clone());
     if resume_from > 0
         && let Some(v) = &validator
     {

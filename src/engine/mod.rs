@@ -326,6 +326,7 @@ impl Engine {
                 stall_timeout: Duration::from_secs(self.options.config.stall_timeout_secs),
                 max_file_size: self.options.config.max_file_size_bytes,
                 retry: policy.retry,
+                headers: header_map(&policy.headers),
             };
             tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
             self.running.insert(task.id, stop);
@@ -400,6 +401,21 @@ impl Engine {
         let resume = self.rules.auto_resume;
         Ok(self.store.call(move |s| s.has_waiting_work(resume)).await?)
     }
+}
+
+/// A project's extra headers; names and values were validated with the config.
+fn header_map(headers: &std::collections::BTreeMap<String, String>) -> reqwest::header::HeaderMap {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (name, value) in headers {
+        if let (Ok(name), Ok(mut value)) = (
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+            reqwest::header::HeaderValue::from_str(value),
+        ) {
+            value.set_sensitive(true);
+            map.insert(name, value);
+        }
+    }
+    map
 }
 
 /// The claim limits a config sets.

@@ -66,6 +66,8 @@ pub struct TaskCtx {
     pub stall_timeout: Duration,
     pub max_file_size: u64,
     pub retry: RetryPolicy,
+    /// The project's extra request headers.
+    pub headers: reqwest::header::HeaderMap,
 }
 
 /// Runs a claimed task to its end and records that end (fenced).
