@@ -47,6 +47,13 @@ pub enum Command {
     Recover(RecoverArgs),
     /// A task's append-only event log.
     Events(EventsArgs),
+    /// Every stale or orphaned task across projects, with the command that recovers it.
+    Stale(JsonArgs),
+    /// Prometheus text metrics, one shot (for a node-exporter textfile collector).
+    Metrics,
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// A one-minute tour, offline: a local sample server, a temporary database, the dashboard.
     Demo(DemoArgs),
 }
@@ -160,4 +167,13 @@ pub struct DemoArgs {
     /// Screen refresh period in milliseconds.
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(20..=10_000))]
     pub refresh_ms: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config file and print the effective settings (secrets masked).
+    Check {
+        /// The file (default: --config, HAUL_CONFIG or the default location).
+        file: Option<PathBuf>,
+    },
 }

@@ -34,6 +34,7 @@ pub struct Config {
     /// Refuse a file whose declared size is larger than this.
     pub max_file_size_bytes: u64,
     pub retry: RetryPolicy,
+    pub notify: NotifyConfig,
     /// Per-project overrides, `[projects.NAME]`.
     pub projects: BTreeMap<String, ProjectConfig>,
 }
@@ -48,6 +49,63 @@ pub struct RetryPolicy {
     pub base_delay_ms: u64,
     /// Longest backoff (and longest `Retry-After` honoured).
     pub max_delay_ms: u64,
+}
+
+/// `[notify]`: hooks fired once per transition (whichever instance notices it first sends).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// POST a JSON document here for each transition.
+    pub webhook_url: Option<String>,
+    /// Run this program (argv) with the same JSON on stdin.
+    pub command: Option<Vec<String>>,
+    pub on_stale: bool,
+    pub on_orphan_recovered: bool,
+    pub on_failed: bool,
+    pub on_completed: bool,
+    /// Per try of a webhook or command.
+    pub timeout_secs: u64,
+    /// Tries per notification before it is recorded as failed.
+    pub max_attempts: u32,
+}
+
+impl Default for NotifyConfig {
+    fn default() -> Self {
+        NotifyConfig {
+            webhook_url: None,
+            command: None,
+            on_stale: true,
+            on_orphan_recovered: true,
+            on_failed: true,
+            on_completed: false,
+            timeout_secs: 5,
+            max_attempts: 3,
+        }
+    }
+}
+
+impl NotifyConfig {
+    /// The transitions to record: none when no webhook or command is set.
+    pub fn kinds(&self) -> NotifyKinds {
+        if self.webhook_url.is_none() && self.command.is_none() {
+            return NotifyKinds::default();
+        }
+        NotifyKinds {
+            stale: self.on_stale,
+            orphan_recovered: self.on_orphan_recovered,
+            failed: self.on_failed,
+            completed: self.on_completed,
+        }
+    }
+}
+
+/// Which transitions produce a notification.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NotifyKinds {
+    pub stale: bool,
+    pub orphan_recovered: bool,
+    pub failed: bool,
+    pub completed: bool,
 }
 
 /// `[projects.NAME]`: every key is optional and falls back to the top level.
@@ -80,6 +138,7 @@ impl Default for Config {
             auto_resume: true,
             max_file_size_bytes: 1 << 40,
             retry: RetryPolicy::default(),
+            notify: NotifyConfig::default(),
             projects: BTreeMap::new(),
         }
     }
@@ -161,6 +220,22 @@ impl Config {
             ));
         }
         self.retry.validate("retry")?;
+        if let Some(url) = &self.notify.webhook_url {
+            let ok = url::Url::parse(url).is_ok_and(|u| matches!(u.scheme(), "http" | "https"));
+            if !ok {
+                return Err(format!(
+                    "`notify.webhook_url` {url:?} is not an http(s) URL"
+                ));
+            }
+        }
+        if self.notify.command.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err("`notify.command` must name a program: [\"program\", \"arg\", ...]".into());
+        }
+        if self.notify.timeout_secs == 0 || self.notify.max_attempts == 0 {
+            return Err(
+                "`notify.timeout_secs` and `notify.max_attempts` must be greater than 0".into(),
+            );
+        }
         for (name, project) in &self.projects {
             if project.max_concurrent == Some(0) {
                 return Err(format!(
@@ -178,7 +253,9 @@ impl Config {
             for (header, value) in &project.headers {
                 let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
                 if header.is_empty() || !header.chars().all(token) {
-                    return Err(format!("`projects.{name}.headers`: {header:?} is not a header name"));
+                    return Err(format!(
+                        "`projects.{name}.headers`: {header:?} is not a header name"
+                    ));
                 }
                 if value.chars().any(|c| c.is_control() && c != '\t') {
                     return Err(format!(

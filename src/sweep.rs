@@ -5,9 +5,11 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use crate::config::Config;
+use crate::health::Assessor;
 use crate::instance::LivenessProbe;
 use crate::model::{Instance, InstanceId, Lease, Task, TaskId};
-use crate::recovery::{OwnerState, sweep_plan};
+use crate::recovery::{OwnerState, Verdict, sweep_plan};
 use crate::store::{Actor, Reader, Store, StoreError};
 
 /// One task the sweep recovered (or, in a dry run, would recover).
@@ -54,6 +56,31 @@ pub fn run(
         }
     }
     Ok(done)
+}
+
+/// Records a stale notification for every running task that is stale now (once per attempt;
+/// the outbox ignores repeats from later sweeps and other instances).
+pub fn note_stale(
+    store: &mut Store,
+    probe: &LivenessProbe,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let running = store.running()?;
+    let mut stale = Vec::new();
+    {
+        let mut assessor = Assessor::new(store, probe, config, now);
+        for task in running {
+            let assessed = assessor.assess(task)?;
+            if matches!(assessed.verdict, Verdict::Stale { .. }) {
+                stale.push(assessed.task.lease());
+            }
+        }
+    }
+    for lease in &stale {
+        store.note_stale(*lease, now)?;
+    }
+    Ok(stale.len())
 }
 
 /// The state of every owner of `running`, each instance probed once.

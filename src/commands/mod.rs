@@ -2,12 +2,15 @@
 
 mod add;
 mod cancel;
+mod config_check;
 mod demo;
 mod events;
 mod list;
+mod metrics;
 mod recover;
 mod restart;
 mod run;
+mod stale;
 mod status;
 mod tasks;
 mod tui;
@@ -16,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cli::{Cli, Command, TuiArgs};
+use crate::cli::{Cli, Command, ConfigCommand, TuiArgs};
 use crate::config::Config;
 use crate::error::{EXIT_OK, Error};
 use crate::instance::{LivenessProbe, host_name};
@@ -49,7 +52,9 @@ impl Context {
 
     /// A read-write store (created and migrated when missing).
     pub fn store(&self) -> Result<Store, Error> {
-        Ok(Store::open(&self.db_path)?)
+        let mut store = Store::open(&self.db_path)?;
+        store.set_notify_kinds(self.config.notify.kinds());
+        Ok(store)
     }
 
     /// A store that can only read; never creates or changes the database.
@@ -87,6 +92,9 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
     if let Some(Command::Demo(args)) = &cli.command {
         return demo::run(args, cli.verbose);
     }
+    if let Some(Command::Config(ConfigCommand::Check { file })) = &cli.command {
+        return config_check::run(file.as_deref().or(cli.config.as_deref()));
+    }
     let ctx = Context::from_cli(&cli)?;
     match cli.command {
         None => run_dashboard(&ctx, DashboardMode::ReadWrite, &TuiArgs::default()),
@@ -118,7 +126,9 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
         Some(Command::Restart(args)) => restart::run(&ctx, &args),
         Some(Command::Recover(args)) => recover::run(&ctx, &args),
         Some(Command::Events(args)) => events::run(&ctx, &args),
-        Some(Command::Demo(_)) => Ok(EXIT_OK),
+        Some(Command::Stale(args)) => stale::run(&ctx, &args),
+        Some(Command::Metrics) => metrics::run(&ctx),
+        Some(Command::Demo(_)) | Some(Command::Config(_)) => Ok(EXIT_OK),
     }
 }
 

@@ -7,6 +7,7 @@ mod client;
 mod download;
 pub mod event;
 pub mod http;
+mod notify;
 mod part;
 mod worker;
 
@@ -26,6 +27,7 @@ use crate::instance::LivenessProbe;
 use crate::model::TaskId;
 use crate::store::{Actor, ClaimRules, HeartbeatReply, StoreActor, TaskProgress};
 pub use event::{EngineEvent, Finish, Phase, TaskView};
+use notify::Notifier;
 use worker::{StopReason, StopSignal, TaskCtx};
 
 /// The sweep for dead owners runs every this many heartbeats.
@@ -151,6 +153,15 @@ impl Engine {
         };
         tracing::info!("{summary}");
         self.notice(None, summary);
+        let notifier = Notifier::new(
+            &self.options.config.notify,
+            self.store.clone(),
+            self.me.instance.clone(),
+        );
+        let notify_stop = CancellationToken::new();
+        let notify_task = notifier
+            .clone()
+            .map(|n| tokio::spawn(notify_loop(n, notify_stop.clone())));
         let mut tick = tokio::time::interval(self.options.config.heartbeat_interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks = 0u64;
@@ -193,10 +204,21 @@ impl Engine {
             }
             self.publish();
         }
-        self.shut_down().await
+        let result = self.shut_down().await;
+        notify_stop.cancel();
+        if let Some(task) = notify_task {
+            let _ = task.await;
+        }
+        if let Some(notifier) = notifier {
+            // Deliver what the last moments produced (bounded: one round).
+            let grace =
+                Duration::from_secs(self.options.config.notify.timeout_secs.saturating_mul(2));
+            let _ = tokio::time::timeout(grace, notifier.round()).await;
+        }
+        result
     }
 
-    async fn shut_down(mut self) -> Result<(), Error> {
+    async fn shut_down(&mut self) -> Result<(), Error> {
         for stop in self.running.values() {
             stop.stop(StopReason::Shutdown);
         }
@@ -380,12 +402,19 @@ impl Engine {
         Ok(())
     }
 
-    /// Recovers dead owners' tasks; returns how many.
+    /// Recovers dead owners' tasks (returns how many) and records newly stale ones.
     async fn sweep(&mut self) -> Result<usize, Error> {
         let (probe, me) = (self.probe.clone(), self.me.clone());
+        let config = self.options.config.clone();
         let recovered = self
             .store
-            .call(move |s| crate::sweep::run(s, &probe, &me, Utc::now()))
+            .call(move |s| {
+                let recovered = crate::sweep::run(s, &probe, &me, Utc::now())?;
+                if config.notify.kinds().stale {
+                    crate::sweep::note_stale(s, &probe, &config, Utc::now())?;
+                }
+                Ok(recovered)
+            })
             .await?;
         for item in &recovered {
             let text = format!(
@@ -400,6 +429,18 @@ impl Engine {
     async fn has_waiting_work(&self) -> Result<bool, Error> {
         let resume = self.rules.auto_resume;
         Ok(self.store.call(move |s| s.has_waiting_work(resume)).await?)
+    }
+}
+
+/// Sends notifications every half second until `stop` fires.
+async fn notify_loop(notifier: Notifier, stop: CancellationToken) {
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        notifier.round().await;
     }
 }
 

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use super::notifications::{NotifyKind, enqueue};
 use super::writes::{Actor, insert_event};
 use super::{Store, StoreError, rows, to_ms};
 use crate::model::{Attempt, EventKind, InstanceId, Lease, Status, Task, TaskId};
@@ -137,6 +138,7 @@ impl Store {
         by: &Actor,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let kinds = self.notify;
         self.write(|tx| {
             let n = tx.execute(
                 "UPDATE tasks SET status = 'interrupted', error_message = ?3, updated_at = ?4, \
@@ -158,6 +160,8 @@ impl Store {
                     reason,
                     now,
                 )?;
+                let kind = NotifyKind::OrphanRecovered;
+                enqueue(tx, kinds, lease.task, lease.attempt, kind, now)?;
             }
             Ok(n == 1)
         })

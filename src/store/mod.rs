@@ -7,6 +7,7 @@ mod claim;
 mod control;
 mod heartbeat;
 mod instances;
+mod notifications;
 mod reads;
 mod rows;
 mod schema;
@@ -24,6 +25,7 @@ pub use actor::StoreActor;
 pub use claim::ClaimRules;
 pub use control::{CancelOutcome, RestartOutcome};
 pub use heartbeat::{HeartbeatReply, TaskProgress};
+pub use notifications::{Notification, NotifyKind};
 pub use reads::{HistoryFilter, StatusCount};
 pub use writes::{Actor, Outcome};
 
@@ -95,6 +97,8 @@ impl Reader {
 /// A read-write handle: one per process, owned by the store thread in long-running modes.
 pub struct Store {
     reader: Reader,
+    /// Transitions recorded in the notification outbox.
+    notify: crate::config::NotifyKinds,
 }
 
 impl Deref for Store {
@@ -150,6 +154,7 @@ impl Store {
                 conn,
                 path: path.to_owned(),
             },
+            notify: crate::config::NotifyKinds::default(),
         })
     }
 }

@@ -10,7 +10,8 @@ use super::StoreError;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Migrations in order; `user_version` is the number applied so far.
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE instances (
     id            TEXT PRIMARY KEY,
     host          TEXT NOT NULL,
@@ -80,7 +81,28 @@ CREATE TABLE task_events (
     message      TEXT NOT NULL
 );
 CREATE INDEX task_events_task ON task_events(task_id, id);
-"#];
+"#,
+    r#"
+-- The outbox of notifications: one row per (task, attempt, transition), whichever instance
+-- noticed it first; senders claim rows with a lease.
+CREATE TABLE notifications (
+    id          INTEGER PRIMARY KEY,
+    task_id     INTEGER NOT NULL,
+    attempt     INTEGER NOT NULL,
+    kind        TEXT NOT NULL,
+    payload     TEXT NOT NULL,
+    created_at  INTEGER NOT NULL,
+    state       TEXT NOT NULL DEFAULT 'pending',
+    claimed_by  TEXT,
+    claimed_at  INTEGER,
+    tries       INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT,
+    sent_at     INTEGER,
+    UNIQUE (task_id, attempt, kind)
+);
+CREATE INDEX notifications_open ON notifications(state) WHERE state IN ('pending', 'sending');
+"#,
+];
 
 /// Settings every read-write connection gets.
 pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Transaction, TransactionBehavior, params};
 
+use super::notifications::{NotifyKind, enqueue};
 use super::{Store, StoreError, to_ms};
 use crate::model::{Attempt, EventKind, Instance, InstanceId, Lease, NewTask, TaskId};
 
@@ -258,6 +259,7 @@ impl Store {
         by: &Actor,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
+        let kinds = self.notify;
         let (status, kind, error) = match outcome {
             Outcome::Completed => ("completed", EventKind::Completed, None),
             Outcome::Failed(msg) => ("failed", EventKind::Failed, Some(msg.as_str())),
@@ -283,6 +285,14 @@ impl Store {
                 refresh_task_totals(tx, lease.task, now)?;
                 let message = error.unwrap_or("all files downloaded and verified");
                 insert_event(tx, lease.task, lease.attempt, kind, Some(by), message, now)?;
+                let notice = match outcome {
+                    Outcome::Completed => Some(NotifyKind::Completed),
+                    Outcome::Failed(_) => Some(NotifyKind::Failed),
+                    _ => None,
+                };
+                if let Some(notice) = notice {
+                    enqueue(tx, kinds, lease.task, lease.attempt, notice, now)?;
+                }
             }
             Ok(n == 1)
         })

@@ -4,4 +4,5 @@ mod support;
 
 mod download;
 mod ownership;
+mod policy;
 mod resume;

@@ -3,9 +3,12 @@
 
 #![allow(dead_code)]
 
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+pub mod receiver;
 
 use haul::demo::server::{Route, SampleServer};
 use rusqlite::{Connection, OpenFlags};
