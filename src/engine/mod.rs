@@ -169,7 +169,7 @@ impl Engine {
         loop {
             if self.options.exit_when_idle
                 && self.running.is_empty()
-                && !self.has_waiting_work().await?
+                && !self.has_waiting_work().await.unwrap_or(true)
             {
                 break;
             }
@@ -192,15 +192,18 @@ impl Engine {
                 },
                 _ = tick.tick() => {
                     ticks += 1;
-                    self.heartbeat().await?;
+                    let beat = self.heartbeat().await;
+                    self.survive("heartbeat", beat);
                     if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
-                        self.sweep().await?;
+                        let swept = self.sweep().await.map(|_| ());
+                        self.survive("recovery sweep", swept);
                     }
                     slot_freed = true;
                 }
             }
             if slot_freed {
-                self.fill_slots().await?;
+                let filled = self.fill_slots().await;
+                self.survive("claiming work", filled);
             }
             self.publish();
         }
@@ -304,6 +307,15 @@ impl Engine {
                 }
                 false
             }
+        }
+    }
+
+    /// Keeps running through a failed database round (busy, full): downloads go on, their
+    /// progress stays in memory and is written at a later tick.
+    fn survive(&mut self, what: &str, result: Result<(), Error>) {
+        if let Err(e) = result {
+            tracing::warn!("{what} failed: {e}; retrying at the next tick");
+            self.notice(None, format!("{what} failed: {e}"));
         }
     }
 

@@ -256,3 +256,54 @@ fn config_check_names_a_bad_key_with_its_line_and_masks_header_values() {
     assert!(stdout.contains("X-Api-Token = \"***\""), "{stdout}");
     assert!(!stdout.contains("tok-123"), "{stdout}");
 }
+
+#[test]
+fn list_watch_streams_one_ndjson_line_per_change() {
+    use std::io::{BufRead, BufReader};
+    use std::sync::mpsc;
+
+    let body = sample_bytes(28, 200_000);
+    let server = Server::start(vec![("/w.bin", Route::file(body))]);
+    let env = Env::new();
+    let first = env.add(&[&server.url("/w.bin")], &["--project", "watched"]);
+    let mut watcher = env
+        .cmd()
+        .args(["list", "--json", "--watch"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = watcher.stdout.take().unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if lines_tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || -> serde_json::Value {
+        let line = lines
+            .recv_timeout(crate::support::DEADLINE)
+            .expect("an NDJSON line");
+        serde_json::from_str(&line).expect("one JSON document per line")
+    };
+    let queued = next();
+    assert_eq!(queued["task_id"], first);
+    assert_eq!(queued["status"], "queued");
+    assert_eq!(queued["project"], "watched");
+
+    env.run_until_idle();
+    let mut statuses = Vec::new();
+    while statuses.last().map(String::as_str) != Some("completed") {
+        let row = next();
+        assert_eq!(row["task_id"], first);
+        statuses.push(row["status"].as_str().unwrap().to_owned());
+    }
+    assert!(
+        statuses.len() <= 3,
+        "one line per change, not per poll: {statuses:?}"
+    );
+    watcher.kill().unwrap();
+    wait_exit(&mut watcher);
+}
