@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::json;
 
-use super::{Store, StoreError, from_ms, rows, to_ms};
+use super::{Store, StoreError, rows, to_ms};
 use crate::config::NotifyKinds;
 use crate::model::{Attempt, InstanceId, Lease, TaskId};
 use crate::recovery::age_secs;
@@ -176,28 +176,5 @@ impl Store {
             };
             Ok(())
         })
-    }
-
-    /// Notifications of a task: `(kind, state, tries, last_error, created_at)`.
-    pub fn notifications_of(
-        &self,
-        task: TaskId,
-    ) -> Result<Vec<(String, String, u32, Option<String>, DateTime<Utc>)>, StoreError> {
-        let mut stmt = self.reader.conn.prepare_cached(
-            "SELECT kind, state, tries, last_error, created_at FROM notifications \
-             WHERE task_id = ?1 ORDER BY id",
-        )?;
-        let rows = stmt
-            .query_map([task.0], |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get::<_, i64>(2)?.max(0) as u32,
-                    r.get(3)?,
-                    from_ms(r.get(4)?),
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
     }
 }

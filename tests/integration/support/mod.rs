@@ -23,6 +23,16 @@ pub struct Env {
     pub db: PathBuf,
     pub config: PathBuf,
     pub out: PathBuf,
+    /// Workers started here, killed when the test ends (even by a panic).
+    spawned: std::cell::RefCell<Vec<u32>>,
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        for pid in self.spawned.borrow().iter() {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+    }
 }
 
 /// A config with fast heartbeats and backoff, so tests run quickly.
@@ -89,13 +99,16 @@ impl Env {
     /// Starts a worker (`haul run`), its stderr going to `name.log` in the workspace.
     pub fn spawn_worker(&self, name: &str, extra: &[&str]) -> Child {
         let log = std::fs::File::create(self.dir.path().join(format!("{name}.log"))).expect("log");
-        self.cmd()
+        let child = self
+            .cmd()
             .arg("run")
             .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
-            .expect("spawn worker")
+            .expect("spawn worker");
+        self.spawned.borrow_mut().push(child.id());
+        child
     }
 
     /// A worker's log so far.
