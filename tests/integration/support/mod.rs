@@ -30,7 +30,9 @@ pub struct Env {
 impl Drop for Env {
     fn drop(&mut self) {
         for pid in self.spawned.borrow().iter() {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
 }
