@@ -3,7 +3,6 @@
 
 #![allow(dead_code)]
 
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
