@@ -213,7 +213,7 @@ impl Config {
                 return Err(format!("`{key}` must be greater than 0"));
             }
         }
-        if self.stale_after_secs * 1000 <= self.heartbeat_interval_ms {
+        if self.stale_after_secs.saturating_mul(1000) <= self.heartbeat_interval_ms {
             return Err(format!(
                 "`stale_after_secs` ({}) must be longer than `heartbeat_interval_ms` ({} ms)",
                 self.stale_after_secs, self.heartbeat_interval_ms

@@ -122,6 +122,9 @@ mod tests {
         assert_eq!(with_counter("README", 2), "README (2)");
     }
 
+    /// 100 bytes of one letter, to push names past the length cap.
+    const LONG_RUN: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+
     proptest! {
         #[test]
         fn sanitized_names_stay_in_the_directory(raw in any::<String>()) {
@@ -134,6 +137,34 @@ mod tests {
             prop_assert_eq!(sanitize_file_name(&name), name.clone());
             let dir = Path::new("/downloads");
             prop_assert!(confined_join(dir, &name).is_some());
+        }
+
+        /// Names made only of what attacks use: separators, dots, drive colons, reserved
+        /// names, escapes, bidi overrides and long runs (`any::<String>()` rarely hits them).
+        #[test]
+        fn hostile_alphabet_names_stay_in_the_directory(
+            parts in proptest::collection::vec(
+                prop_oneof![
+                    Just("/"), Just("\\"), Just("."), Just(".."), Just(":"), Just(" "),
+                    Just("\u{1b}]0;"), Just("\u{7}"), Just("\u{9b}"), Just("\u{202e}"),
+                    Just("\u{2066}"), Just("CON"), Just("nul"), Just("a"), Just("é"),
+                    Just("\u{301}"), Just(LONG_RUN),
+                ],
+                0..24,
+            )
+        ) {
+            let raw: String = parts.concat();
+            let name = sanitize_file_name(&raw);
+            prop_assert!(!name.is_empty() && name.len() <= MAX_NAME_BYTES);
+            prop_assert!(!name.contains(['/', '\\', ':']));
+            prop_assert!(!name.starts_with('.') && !name.ends_with(['.', ' ']));
+            prop_assert!(!name.chars().any(is_unsafe_char));
+            let stem = name.split('.').next().unwrap_or_default();
+            prop_assert!(!RESERVED.iter().any(|r| r.eq_ignore_ascii_case(stem)));
+            prop_assert_eq!(sanitize_file_name(&name), name.clone());
+            let dir = Path::new("/downloads");
+            let joined = confined_join(dir, &name);
+            prop_assert!(joined.as_ref().is_some_and(|p| p.parent() == Some(dir)));
         }
     }
 }

@@ -84,6 +84,25 @@ mod tests {
         assert!(r.contains("token=***"));
     }
 
+    proptest::proptest! {
+        /// Whatever the credentials and query values, none survives redaction.
+        #[test]
+        fn redaction_hides_every_secret(
+            user in "[a-z]{1,8}",
+            pass in "[A-Za-z0-9]{6,12}",
+            key in "[a-z]{1,6}",
+            value in "[A-Za-z0-9]{6,12}",
+            path in "[a-z/]{0,12}",
+        ) {
+            let url = format!("https://{user}:{pass}@example.org/{path}?{key}={value}");
+            let shown = redact_url(&url);
+            proptest::prop_assert!(!shown.contains(&format!(":{pass}@")), "{}", shown);
+            proptest::prop_assert!(!shown.contains(&format!("={value}")), "{}", shown);
+            proptest::prop_assert!(!shown.contains(&format!("//{user}:")), "{}", shown);
+            proptest::prop_assert!(shown.starts_with("https://***@example.org/"), "{}", shown);
+        }
+    }
+
     #[test]
     fn redacts_unparsable_urls_by_cutting_the_query() {
         assert_eq!(redact_url("not a url?token=x"), "not a url");

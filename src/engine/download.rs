@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
 use tokio::sync::mpsc;
 
+use super::client;
 use super::event::EngineEvent;
 use super::http::{
     content_disposition_filename, is_strong_etag, parse_content_range, parse_retry_after,
@@ -66,11 +67,10 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     if let Some(dest) = file.dest_path.clone() {
         let dest = PathBuf::from(dest);
         let part_path = part::part_path(&dest);
-        if !part_path.exists() && dest.exists() && file.bytes_total.is_some() {
-            let len = std::fs::metadata(&dest).map(|m| m.len()).unwrap_or(0);
-            if Some(len) == file.bytes_total {
-                return record_done(ctx, file, &dest, len, None).await;
-            }
+        if !part_path.exists()
+            && let Some((len, sha256)) = already_placed(file, &dest).await
+        {
+            return record_done(ctx, file, &dest, len, sha256).await;
         }
         let opened = part::open_locked(&part_path, stop)
             .await
@@ -97,22 +97,11 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         _ => 0,
     };
 
-    let mut request = ctx.client.get(&file.url).headers(ctx.headers.clone());
-    if resume_from > 0
-        && let Some(v) = &validator
-    {
-        request = request
-            .header(header::RANGE, format!("bytes={resume_from}-"))
-            .header(header::IF_RANGE, v.as_str());
-    }
-    let response = tokio::select! {
-        _ = stop.cancelled() => return Err(FileError::Stopped),
-        r = tokio::time::timeout(ctx.stall_timeout, request.send()) => match r {
-            Err(_) => return Err(FileError::retry(format!("no response from {host} within {} s", ctx.stall_timeout.as_secs()))),
-            Ok(Err(e)) => return Err(classify_reqwest(&e, &host)),
-            Ok(Ok(r)) => r,
-        }
+    let range = match &validator {
+        Some(v) if resume_from > 0 => Some((resume_from, v.clone())),
+        _ => None,
     };
+    let response = send(ctx, &file.url, range.as_ref()).await?;
     let status = response.status();
     let headers = response.headers().clone();
     check_status(status, &headers, &host)?;
@@ -175,32 +164,11 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     }
     let etag = header_str(&headers, header::ETAG).map(escape_controls);
     let last_modified = header_str(&headers, header::LAST_MODIFIED).map(escape_controls);
-
-    // Where the bytes go.
-    let (dest, part, offset) = match (start, existing) {
-        (Start::Append(offset), Some((dest, part))) => (dest, part, offset),
-        (Start::FromZero(reason), Some((dest, mut part))) => {
-            part.truncate_to(0)
-                .map_err(|e| io_fatal("truncate", &part.path, &e))?;
-            if !reason.is_empty() {
-                record_restart(ctx, file, &reason).await?;
-            }
-            (dest, part, 0)
-        }
-        (_, None) => {
-            let suggested = header_str(&headers, header::CONTENT_DISPOSITION)
-                .and_then(content_disposition_filename)
-                .map(|n| sanitize_file_name(&n))
-                .unwrap_or_else(|| file.name.clone());
-            let dir = dest_dir.clone();
-            let (dest, part) =
-                tokio::task::spawn_blocking(move || part::create_unique(&dir, &suggested))
-                    .await
-                    .map_err(|e| FileError::Fatal(e.to_string()))?
-                    .map_err(|e| io_fatal("create a file in", &dest_dir, &e))?;
-            (dest, part, 0)
-        }
+    let offset = match &start {
+        Start::Append(offset) => *offset,
+        Start::FromZero(_) => 0,
     };
+    // Refuse before a byte is written (or a file created) when it cannot fit.
     if let Some(total) = total {
         let needed = total.saturating_sub(offset);
         if part::free_space(&dest_dir).is_some_and(|free| free < needed) {
@@ -210,36 +178,40 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
             )));
         }
     }
+    let target = Target {
+        total,
+        etag: etag.clone(),
+        last_modified: last_modified.clone(),
+    };
+
+    // Where the bytes go.
+    let (dest, part) = match (start, existing) {
+        (Start::Append(_), Some((dest, part))) => {
+            record_target(ctx, file, &dest, &target).await?;
+            (dest, part)
+        }
+        (Start::FromZero(reason), Some((dest, mut part))) => {
+            part.truncate_to(0)
+                .map_err(|e| io_fatal("truncate", &part.path, &e))?;
+            if !reason.is_empty() {
+                record_restart(ctx, file, &reason).await?;
+            }
+            record_target(ctx, file, &dest, &target).await?;
+            (dest, part)
+        }
+        (_, None) => {
+            let suggested = header_str(&headers, header::CONTENT_DISPOSITION)
+                .and_then(content_disposition_filename)
+                .map(|n| sanitize_file_name(&n))
+                .unwrap_or_else(|| file.name.clone());
+            create_part(ctx, file, &dest_dir, &suggested, &target).await?
+        }
+    };
     file.dest_path = Some(dest.to_string_lossy().into_owned());
     file.bytes_total = total;
     file.etag = etag;
     file.last_modified = last_modified;
     file.bytes_done = offset;
-    let recorded = {
-        let (dest, etag, lm) = (
-            file.dest_path.clone().unwrap_or_default(),
-            file.etag.clone(),
-            file.last_modified.clone(),
-        );
-        let index = file.index;
-        ctx.store
-            .call(move |s| {
-                s.set_file_target(
-                    lease,
-                    index,
-                    &dest,
-                    total,
-                    etag.as_deref(),
-                    lm.as_deref(),
-                    chrono::Utc::now(),
-                )
-            })
-            .await
-            .map_err(|e| FileError::retry(e.to_string()))?
-    };
-    if !recorded {
-        return Err(FileError::Stopped);
-    }
 
     let _ = ctx.events.send(EngineEvent::FileStarted {
         task: lease.task,
@@ -261,6 +233,147 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         )));
     }
     verify_and_finalize(ctx, file, &mut part, &dest, written).await
+}
+
+/// Sends the GET (with `Range` + `If-Range` when resuming) and follows redirects to other
+/// hosts itself: the client follows only same-origin ones (see `client::build`), so the
+/// project's headers and any credentials go to the URL's own origin only, never to the host a
+/// redirect points at. Every hop is checked (http/https only, never https to http) and the
+/// host changes are bounded.
+async fn send(
+    ctx: &TaskCtx,
+    url: &str,
+    range: Option<&(u64, String)>,
+) -> Result<reqwest::Response, FileError> {
+    let stop = &ctx.stop.token;
+    let mut url = reqwest::Url::parse(url)
+        .map_err(|e| FileError::Fatal(format!("invalid URL {}: {e}", redact_url(url))))?;
+    let mut extra = ctx.headers.clone();
+    let mut host_changes = 0;
+    loop {
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let mut request = ctx.client.get(url.clone()).headers(extra.clone());
+        if let Some((offset, validator)) = range {
+            request = request
+                .header(header::RANGE, format!("bytes={offset}-"))
+                .header(header::IF_RANGE, validator.as_str());
+        }
+        let response = tokio::select! {
+            _ = stop.cancelled() => return Err(FileError::Stopped),
+            r = tokio::time::timeout(ctx.stall_timeout, request.send()) => match r {
+                Err(_) => return Err(FileError::retry(format!(
+                    "no response from {host} within {} s",
+                    ctx.stall_timeout.as_secs()
+                ))),
+                Ok(Err(e)) => return Err(classify_reqwest(&e, &host)),
+                Ok(Ok(r)) => r,
+            }
+        };
+        if !response.status().is_redirection() {
+            return Ok(response);
+        }
+        let refused =
+            |reason: String| FileError::Fatal(format!("redirect refused from {host}: {reason}"));
+        let Some(next) = header_str(response.headers(), header::LOCATION)
+            .and_then(|loc| response.url().join(loc).ok())
+        else {
+            return Err(refused(format!(
+                "HTTP {} without a usable Location",
+                response.status().as_u16()
+            )));
+        };
+        if let Some(reason) = client::refuse_redirect(response.url(), &next) {
+            return Err(refused(reason));
+        }
+        host_changes += 1;
+        if host_changes > client::MAX_HOST_CHANGES {
+            return Err(refused(format!(
+                "too many redirects (more than {} changes of host)",
+                client::MAX_HOST_CHANGES
+            )));
+        }
+        tracing::debug!("redirected from {host} to {}", redact_url(next.as_str()));
+        // What was meant for the first origin stays there.
+        extra = HeaderMap::new();
+        url = next;
+    }
+}
+
+/// What the server said about the file this try.
+struct Target {
+    total: Option<u64>,
+    etag: Option<String>,
+    last_modified: Option<String>,
+}
+
+/// Records (fenced) where the file goes and its validators; `Stopped` if the claim is gone.
+async fn record_target(
+    ctx: &TaskCtx,
+    file: &FileEntry,
+    dest: &Path,
+    target: &Target,
+) -> Result<(), FileError> {
+    let (lease, index) = (ctx.lease, file.index);
+    let dest = dest.to_string_lossy().into_owned();
+    let (total, etag, lm) = (
+        target.total,
+        target.etag.clone(),
+        target.last_modified.clone(),
+    );
+    let held = ctx
+        .store
+        .call(move |s| {
+            s.set_file_target(
+                lease,
+                index,
+                &dest,
+                total,
+                etag.as_deref(),
+                lm.as_deref(),
+                chrono::Utc::now(),
+            )
+        })
+        .await
+        .map_err(|e| FileError::retry(e.to_string()))?;
+    if held {
+        Ok(())
+    } else {
+        Err(FileError::Stopped)
+    }
+}
+
+/// Picks a free name for a new file and creates its `.part`. The name is recorded before the
+/// file is created, so a crash in between leaves a `.part` the next attempt finds and reuses,
+/// never an orphan beside a `name (1)`.
+async fn create_part(
+    ctx: &TaskCtx,
+    file: &FileEntry,
+    dir: &Path,
+    name: &str,
+    target: &Target,
+) -> Result<(PathBuf, PartFile), FileError> {
+    let mut from = 0;
+    loop {
+        let (owned_dir, owned_name) = (dir.to_owned(), name.to_owned());
+        let (n, dest) =
+            tokio::task::spawn_blocking(move || part::free_name(&owned_dir, &owned_name, from))
+                .await
+                .map_err(|e| FileError::Fatal(e.to_string()))?
+                .ok_or_else(|| {
+                    FileError::Fatal(format!("no free name for {name} in {}", dir.display()))
+                })?;
+        record_target(ctx, file, &dest, target).await?;
+        let created = dest.clone();
+        match tokio::task::spawn_blocking(move || part::create_new(&created))
+            .await
+            .map_err(|e| FileError::Fatal(e.to_string()))?
+        {
+            Ok(part) => return Ok((dest, part)),
+            // Another writer took the name between the check and the create.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => from = n + 1,
+            Err(e) => return Err(io_fatal("create a file in", dir, &e)),
+        }
+    }
 }
 
 /// Streams the body through the writer thread. Returns bytes on disk and the part file back.
@@ -356,6 +469,17 @@ async fn verify_and_finalize(
     dest: &Path,
     bytes: u64,
 ) -> Result<(), FileError> {
+    if file.bytes_total != Some(bytes) {
+        // The server gave no length: record it now, so that a crash between the rename and
+        // the commit still finds the placed file complete (see `already_placed`).
+        let target = Target {
+            total: Some(bytes),
+            etag: file.etag.clone(),
+            last_modified: file.last_modified.clone(),
+        };
+        record_target(ctx, file, dest, &target).await?;
+        file.bytes_total = Some(bytes);
+    }
     let expected = file.sha256_expected.clone();
     let mut owned = PartFile {
         file: part
@@ -394,6 +518,33 @@ async fn verify_and_finalize(
             Err(FileError::Fatal(reason))
         }
     }
+}
+
+/// The file a previous attempt renamed into place just before it died (so it could not record
+/// it): its `.part` is gone, and the file at the destination has the recorded size and, when
+/// one is expected, the right sha256. `None` when that is not the case.
+async fn already_placed(file: &FileEntry, dest: &Path) -> Option<(u64, Option<String>)> {
+    let total = file.bytes_total?;
+    let expected = file.sha256_expected.clone();
+    let dest = dest.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let len = std::fs::metadata(&dest).ok()?.len();
+        if len != total {
+            return None;
+        }
+        let Some(want) = expected else {
+            return Some((len, None));
+        };
+        let mut placed = PartFile {
+            file: std::fs::File::open(&dest).ok()?,
+            path: dest,
+        };
+        let got = part::sha256_hex(&mut placed).ok()?;
+        want.eq_ignore_ascii_case(&got).then_some((len, Some(got)))
+    })
+    .await
+    .ok()
+    .flatten()
 }
 
 async fn record_done(

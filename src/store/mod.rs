@@ -32,7 +32,11 @@ pub use writes::{Actor, Outcome};
 /// Why a database operation failed, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("state database {path} is not a haul database or is corrupt: {detail}")]
+    #[error(
+        "state database {path} is not a haul database or is corrupt ({detail}); haul changed \
+         nothing: move it aside (e.g. to {path}.corrupt) to start a fresh one, the .part files \
+         stay for re-adding"
+    )]
     Corrupt { path: PathBuf, detail: String },
     #[error("state database {path} is busy (locked by another process for too long); try again")]
     Busy { path: PathBuf },

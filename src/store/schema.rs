@@ -106,7 +106,7 @@ CREATE INDEX notifications_open ON notifications(state) WHERE state IN ('pending
 
 /// Settings every read-write connection gets.
 pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout())?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unsupported(format!(
@@ -120,12 +120,27 @@ pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
     // must never be lost after we told the operator it was saved.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    if let Some(pages) = test_knob("HAUL_TEST_MAX_PAGE_COUNT") {
+        conn.pragma_update(None, "max_page_count", pages)?;
+    }
     Ok(())
+}
+
+/// [`BUSY_TIMEOUT`], or `HAUL_TEST_BUSY_TIMEOUT_MS` when set (tests only).
+fn busy_timeout() -> Duration {
+    test_knob("HAUL_TEST_BUSY_TIMEOUT_MS").map_or(BUSY_TIMEOUT, Duration::from_millis)
+}
+
+/// Test-only knobs, inert unless set: `HAUL_TEST_MAX_PAGE_COUNT` caps the database's size in
+/// pages (so a test gets `SQLITE_FULL` without filling a disk) and `HAUL_TEST_BUSY_TIMEOUT_MS`
+/// shortens the busy timeout (so a test outlasts it in well under a second).
+fn test_knob(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
 }
 
 /// Settings of a read-only connection: it can never write, even by mistake.
 pub fn configure_reader(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.busy_timeout(busy_timeout())?;
     conn.pragma_update(None, "query_only", "ON")?;
     Ok(())
 }

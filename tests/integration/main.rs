@@ -6,6 +6,12 @@
 mod support;
 
 mod download;
+mod faults_checks;
+mod faults_crash;
+mod faults_disk;
+mod faults_evil;
+mod faults_files;
+mod faults_secrets;
 mod ownership;
 mod policy;
 mod resume;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod evil;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -57,6 +59,7 @@ impl Env {
             db,
             config: config_path,
             out,
+            spawned: Default::default(),
         }
     }
 
