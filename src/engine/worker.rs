@@ -15,6 +15,11 @@ use crate::config::RetryPolicy;
 use crate::model::{FileEntry, Lease, Task};
 use crate::store::{Actor, Outcome, StoreActor};
 
+/// Tries to record a task's end when the database refuses the write (busy, full).
+const FINISH_TRIES: u32 = 8;
+const FINISH_RETRY_FIRST: Duration = Duration::from_millis(250);
+const FINISH_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// Why a worker was told to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
@@ -123,21 +128,10 @@ pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Fi
         },
     };
     let finish = match outcome {
-        Some(outcome) => {
-            let (lease, by) = (ctx.lease, ctx.actor.clone());
-            let held = ctx
-                .store
-                .call(move |s| s.finish(lease, &outcome, &offsets, &by, chrono::Utc::now()))
-                .await;
-            match held {
-                Ok(true) => finish,
-                Ok(false) => Finish::Lost,
-                Err(e) => {
-                    tracing::error!("could not record the end of task {}: {e}", lease.task);
-                    finish
-                }
-            }
-        }
+        Some(outcome) => match record_finish(&ctx, outcome, offsets).await {
+            Some(false) => Finish::Lost,
+            Some(true) | None => finish,
+        },
         None => finish,
     };
     if finish == Finish::Lost {
@@ -151,6 +145,36 @@ pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Fi
         outcome: finish.clone(),
     });
     finish
+}
+
+/// Tries to write the end of the claim, riding out a busy or full database for a while
+/// (`None`: it could not be recorded; the task turns stale and is recovered later).
+async fn record_finish(ctx: &TaskCtx, outcome: Outcome, offsets: Vec<(u32, u64)>) -> Option<bool> {
+    let mut delay = FINISH_RETRY_FIRST;
+    for _ in 0..FINISH_TRIES {
+        let (lease, by, outcome, offsets) = (
+            ctx.lease,
+            ctx.actor.clone(),
+            outcome.clone(),
+            offsets.clone(),
+        );
+        match ctx
+            .store
+            .call(move |s| s.finish(lease, &outcome, &offsets, &by, chrono::Utc::now()))
+            .await
+        {
+            Ok(held) => return Some(held),
+            Err(e) => {
+                tracing::error!(
+                    "could not record the end of task {}: {e}; trying again",
+                    lease.task
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(FINISH_RETRY_MAX);
+            }
+        }
+    }
+    None
 }
 
 async fn fetch_with_retries(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
