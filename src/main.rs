@@ -8,6 +8,7 @@ fn main() -> ExitCode {
     // Panics (bugs, never bad input) get a readable report; the dashboard restores the
     // terminal before this hook runs.
     let _ = color_eyre::install();
+    quiet_on_closed_stdout();
     let cli = haul::Cli::parse();
     match haul::run(cli) {
         Ok(code) => ExitCode::from(code),
@@ -16,4 +17,22 @@ fn main() -> ExitCode {
             ExitCode::from(err.exit_code())
         }
     }
+}
+
+/// `haul list | head` closes our stdout early. Like other Unix tools, stop quietly then
+/// (exit status 141, as if killed by SIGPIPE) instead of reporting a panic.
+fn quiet_on_closed_stdout() {
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        report(info);
+    }));
 }

@@ -20,6 +20,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::config::Config;
 use crate::error::Error;
@@ -364,7 +365,9 @@ impl Engine {
             };
             tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
             self.running.insert(task.id, stop);
-            self.workers.spawn(worker::run_task(ctx, task, files));
+            let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
+            self.workers
+                .spawn(worker::run_task(ctx, task, files).instrument(span));
         }
         while self.workers.try_join_next().is_some() {}
         Ok(())

@@ -77,8 +77,6 @@ pub struct TaskCtx {
 
 /// Runs a claimed task to its end and records that end (fenced).
 pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Finish {
-    let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
-    let _guard = span.enter();
     let already: u64 = files.iter().filter(|f| f.done).map(|f| f.bytes_done).sum();
     let _ = ctx.events.send(EngineEvent::Started {
         lease: ctx.lease,

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
-use super::writes::{Actor, insert_event};
+use super::writes::{Actor, FileChange, adjust_task_totals, insert_event};
 use super::{Store, StoreError, to_ms};
 use crate::model::{EventKind, Lease};
 
@@ -50,11 +50,6 @@ impl Store {
             let mut file_offset = tx.prepare_cached(
                 "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
             )?;
-            let mut totals = tx.prepare_cached(
-                "UPDATE tasks SET bytes_done = \
-                   (SELECT COALESCE(SUM(bytes_done), 0) FROM files WHERE task_id = ?1) \
-                 WHERE id = ?1",
-            )?;
             for task in tasks {
                 let lease = task.lease;
                 let control: Option<Option<String>> = touch
@@ -67,15 +62,13 @@ impl Store {
                     replies.push(HeartbeatReply::Lost { lease });
                     continue;
                 };
-                if !task.files.is_empty() {
-                    for (index, offset) in &task.files {
-                        file_offset.execute(params![
-                            lease.task.0,
-                            *index as i64,
-                            *offset as i64
-                        ])?;
-                    }
-                    totals.execute([lease.task.0])?;
+                for (index, offset) in &task.files {
+                    let change = FileChange {
+                        done: Some(*offset),
+                        ..FileChange::default()
+                    };
+                    adjust_task_totals(tx, lease.task, *index, change, now)?;
+                    file_offset.execute(params![lease.task.0, *index as i64, *offset as i64])?;
                 }
                 if let Some(milestone) = &task.milestone {
                     insert_event(

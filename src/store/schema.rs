@@ -106,7 +106,7 @@ CREATE INDEX notifications_open ON notifications(state) WHERE state IN ('pending
 
 /// Settings every read-write connection gets.
 pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
-    conn.busy_timeout(busy_timeout())?;
+    conn.busy_handler(Some(retry_busy_every_millisecond))?;
     let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
         return Err(StoreError::Unsupported(format!(
@@ -124,6 +124,16 @@ pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
         conn.pragma_update(None, "max_page_count", pages)?;
     }
     Ok(())
+}
+
+/// Waits 1 ms between tries for a lock another writer holds, up to the busy timeout. SQLite's
+/// own handler backs off up to 100 ms, so one claiming worker could starve another: with a
+/// fixed short wait, writers take turns.
+fn retry_busy_every_millisecond(tries: i32) -> bool {
+    static LIMIT_MS: std::sync::OnceLock<u128> = std::sync::OnceLock::new();
+    let limit = *LIMIT_MS.get_or_init(|| busy_timeout().as_millis());
+    std::thread::sleep(Duration::from_millis(1));
+    (tries.max(0) as u128) < limit
 }
 
 /// [`BUSY_TIMEOUT`], or `HAUL_TEST_BUSY_TIMEOUT_MS` when set (tests only).

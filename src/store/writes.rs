@@ -147,6 +147,11 @@ impl Store {
             if !holds(tx, lease)? {
                 return Ok(false);
             }
+            let change = FileChange {
+                total: Some(bytes_total),
+                ..FileChange::default()
+            };
+            adjust_task_totals(tx, lease.task, index, change, now)?;
             tx.execute(
                 "UPDATE files SET dest_path = ?3, bytes_total = ?4, etag = ?5, last_modified = ?6 \
                  WHERE task_id = ?1 AND idx = ?2",
@@ -159,7 +164,6 @@ impl Store {
                     last_modified
                 ],
             )?;
-            refresh_task_totals(tx, lease.task, now)?;
             Ok(true)
         })
     }
@@ -177,11 +181,15 @@ impl Store {
             if !holds(tx, lease)? {
                 return Ok(false);
             }
+            let change = FileChange {
+                done: Some(0),
+                ..FileChange::default()
+            };
+            adjust_task_totals(tx, lease.task, index, change, now)?;
             tx.execute(
                 "UPDATE files SET bytes_done = 0 WHERE task_id = ?1 AND idx = ?2",
                 params![lease.task.0, index as i64],
             )?;
-            refresh_task_totals(tx, lease.task, now)?;
             let message = format!("file {index}: {reason}; restarting from 0");
             insert_event(
                 tx,
@@ -210,12 +218,17 @@ impl Store {
             if !holds(tx, lease)? {
                 return Ok(false);
             }
+            let change = FileChange {
+                done: Some(bytes),
+                total: Some(Some(bytes)),
+                finished: true,
+            };
+            adjust_task_totals(tx, lease.task, index, change, now)?;
             tx.execute(
                 "UPDATE files SET done = 1, bytes_done = ?3, bytes_total = ?3, sha256 = ?4, \
                  dest_path = ?5 WHERE task_id = ?1 AND idx = ?2",
                 params![lease.task.0, index as i64, bytes as i64, sha256, dest_path],
             )?;
-            refresh_task_totals(tx, lease.task, now)?;
             Ok(true)
         })
     }
@@ -319,7 +332,50 @@ pub(super) fn holds(tx: &Transaction<'_>, lease: Lease) -> Result<bool, StoreErr
     Ok(n == 1)
 }
 
-/// Recomputes the task's byte and file totals from its files.
+/// A change to one file row, for [`adjust_task_totals`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct FileChange {
+    /// New durable offset.
+    pub done: Option<u64>,
+    /// New size (`Some(None)`: unknown).
+    pub total: Option<Option<u64>>,
+    /// The file becomes finished.
+    pub finished: bool,
+}
+
+/// Moves the task's totals by one file's change, reading only that file's row (so a task of
+/// 10,000 files costs the same per file as a task of one). Call before updating the file row.
+pub(super) fn adjust_task_totals(
+    tx: &Transaction<'_>,
+    task: TaskId,
+    index: u32,
+    change: FileChange,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    tx.prepare_cached(
+        "UPDATE tasks SET \
+           bytes_done = tasks.bytes_done + (CASE WHEN f.done = 0 THEN COALESCE(?3 - f.bytes_done, 0) ELSE 0 END), \
+           bytes_total = CASE WHEN ?5 THEN \
+             COALESCE(tasks.bytes_total, 0) - COALESCE(f.bytes_total, 0) + COALESCE(?4, 0) \
+             ELSE tasks.bytes_total END, \
+           files_done = tasks.files_done + (CASE WHEN ?6 AND f.done = 0 THEN 1 ELSE 0 END), \
+           updated_at = ?7 \
+         FROM (SELECT bytes_done, bytes_total, done FROM files WHERE task_id = ?1 AND idx = ?2) AS f \
+         WHERE tasks.id = ?1",
+    )?
+    .execute(params![
+        task.0,
+        index as i64,
+        change.done.map(|d| d as i64),
+        change.total.flatten().map(|t| t as i64),
+        change.total.is_some(),
+        change.finished,
+        to_ms(now)
+    ])?;
+    Ok(())
+}
+
+/// Recomputes the task's byte and file totals from all its files (once, at the end).
 pub(super) fn refresh_task_totals(
     tx: &Transaction<'_>,
     task: TaskId,
