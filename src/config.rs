@@ -19,6 +19,8 @@ pub struct Config {
     pub max_concurrent: u32,
     /// Running tasks per server host across every instance.
     pub per_host_limit: u32,
+    /// Files of one task transferred at once (a task of many files).
+    pub files_in_parallel: u32,
     /// How often an owner writes its heartbeat and durable progress.
     pub heartbeat_interval_ms: u64,
     /// A running task with no heartbeat for this long is stale.
@@ -130,6 +132,7 @@ impl Default for Config {
             download_dir: PathBuf::from("."),
             max_concurrent: 8,
             per_host_limit: 8,
+            files_in_parallel: 8,
             heartbeat_interval_ms: 1000,
             stale_after_secs: 300,
             stall_timeout_secs: 30,
@@ -202,6 +205,7 @@ impl Config {
         let positive = [
             ("max_concurrent", self.max_concurrent as u64),
             ("per_host_limit", self.per_host_limit as u64),
+            ("files_in_parallel", self.files_in_parallel as u64),
             ("heartbeat_interval_ms", self.heartbeat_interval_ms),
             ("stale_after_secs", self.stale_after_secs),
             ("stall_timeout_secs", self.stall_timeout_secs),

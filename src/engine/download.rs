@@ -435,6 +435,7 @@ async fn stream_body(
                     last_progress = Instant::now();
                     let _ = ctx.events.send(EngineEvent::Progress {
                         task: ctx.lease.task,
+                        index: file.index,
                         offset: received,
                         at: last_progress,
                     });
@@ -453,6 +454,7 @@ async fn stream_body(
     };
     let _ = ctx.events.send(EngineEvent::Progress {
         task: ctx.lease.task,
+        index: file.index,
         offset: written,
         at: Instant::now(),
     });

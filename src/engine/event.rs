@@ -1,6 +1,7 @@
 //! What workers report, as values, and the one reducer that folds them into this process's
 //! live view of its tasks. Unit-tested without tokio.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::model::{Lease, TaskId};
@@ -25,9 +26,10 @@ pub enum EngineEvent {
         total: Option<u64>,
         at: Instant,
     },
-    /// Bytes of the current file received so far.
+    /// Bytes of file `index` received so far.
     Progress {
         task: TaskId,
+        index: u32,
         offset: u64,
         at: Instant,
     },
@@ -88,6 +90,8 @@ pub struct TaskView {
     pub bytes_received: u64,
     bytes_finished_files: u64,
     pub current_total: Option<u64>,
+    /// Files being transferred: offset received and size when known.
+    in_flight: BTreeMap<u32, (u64, Option<u64>)>,
     /// Durable offsets not yet written to the database: `(file index, offset)`.
     pub pending_durable: Vec<(u32, u64)>,
     /// Bytes arrived since the last heartbeat.
@@ -126,6 +130,7 @@ impl TaskView {
             bytes_received: bytes_already_done,
             bytes_finished_files: bytes_already_done,
             current_total: None,
+            in_flight: BTreeMap::new(),
             pending_durable: Vec::new(),
             progressed: false,
             speed_bps: 0.0,
@@ -139,11 +144,25 @@ impl TaskView {
     /// Seconds left at the current speed, when the size is known.
     pub fn eta_secs(&self) -> Option<u64> {
         let total = self.current_total?;
-        let current = self
-            .bytes_received
-            .saturating_sub(self.bytes_finished_files);
+        let current: u64 = self.in_flight.values().map(|(offset, _)| offset).sum();
         (self.speed_bps > 1.0)
             .then(|| (total.saturating_sub(current) as f64 / self.speed_bps) as u64)
+    }
+
+    /// Recomputes the received bytes and the in-flight size from the files in flight.
+    fn refresh_in_flight(&mut self) {
+        let received: u64 = self.in_flight.values().map(|(offset, _)| offset).sum();
+        let received = self.bytes_finished_files + received;
+        if received > self.bytes_received {
+            self.progressed = true;
+        }
+        self.bytes_received = received;
+        self.current_total = self
+            .in_flight
+            .values()
+            .map(|(_, total)| *total)
+            .sum::<Option<u64>>()
+            .filter(|_| !self.in_flight.is_empty());
     }
 
     /// Folds one event into the view.
@@ -158,16 +177,22 @@ impl TaskView {
                 ..
             } => {
                 self.phase = Phase::Transferring { index: *index };
-                self.current_total = *total;
-                self.bytes_received = self.bytes_finished_files + offset;
-                self.last_sample = Some((*at, self.bytes_received));
-            }
-            EngineEvent::Progress { offset, at, .. } => {
-                let received = self.bytes_finished_files + offset;
-                if received > self.bytes_received {
-                    self.progressed = true;
+                self.in_flight.insert(*index, (*offset, *total));
+                // Bytes resumed from disk are not new progress.
+                let progressed = self.progressed;
+                self.refresh_in_flight();
+                self.progressed = progressed;
+                if self.last_sample.is_none() {
+                    self.last_sample = Some((*at, self.bytes_received));
                 }
-                self.bytes_received = received;
+            }
+            EngineEvent::Progress {
+                index, offset, at, ..
+            } => {
+                if let Some(entry) = self.in_flight.get_mut(index) {
+                    entry.0 = *offset;
+                }
+                self.refresh_in_flight();
                 self.sample_speed(*at);
                 self.note_milestone();
             }
@@ -177,9 +202,10 @@ impl TaskView {
             }
             EngineEvent::FileDone { index, bytes, .. } => {
                 self.pending_durable.retain(|(i, _)| i != index);
+                self.in_flight.remove(index);
                 self.files_done += 1;
                 self.bytes_finished_files += bytes;
-                self.bytes_received = self.bytes_finished_files;
+                self.refresh_in_flight();
                 self.progressed = true;
             }
             EngineEvent::Retrying { reason, delay, .. } => {
@@ -264,6 +290,7 @@ mod tests {
         });
         v.apply(&EngineEvent::Progress {
             task,
+            index: 0,
             offset: 300,
             at: t0 + Duration::from_secs(1),
         });
@@ -314,6 +341,48 @@ mod tests {
     }
 
     #[test]
+    fn files_in_flight_add_up() {
+        let t0 = Instant::now();
+        let lease = Lease {
+            task: TaskId(1),
+            attempt: Attempt(1),
+        };
+        let mut v = TaskView::new(lease, "p".into(), "3 files".into(), 3, 100, t0);
+        let task = TaskId(1);
+        for index in [1, 2] {
+            v.apply(&EngineEvent::FileStarted {
+                task,
+                index,
+                offset: 0,
+                total: Some(50),
+                at: t0,
+            });
+        }
+        v.apply(&EngineEvent::Progress {
+            task,
+            index: 1,
+            offset: 20,
+            at: t0,
+        });
+        v.apply(&EngineEvent::Progress {
+            task,
+            index: 2,
+            offset: 30,
+            at: t0,
+        });
+        assert_eq!(v.bytes_received, 150);
+        assert_eq!(v.current_total, Some(100));
+        v.apply(&EngineEvent::FileDone {
+            task,
+            index: 1,
+            bytes: 50,
+        });
+        assert_eq!(v.bytes_received, 180);
+        assert_eq!(v.current_total, Some(50));
+        assert_eq!(v.files_done, 1);
+    }
+
+    #[test]
     fn a_resume_starts_from_its_offset() {
         let t0 = Instant::now();
         let mut v = view(t0);
@@ -325,6 +394,7 @@ mod tests {
             at: t0,
         });
         assert_eq!(v.bytes_received, 500);
+        assert!(!v.progressed, "a resume is not progress");
         v.apply(&EngineEvent::Finished {
             task: TaskId(1),
             outcome: Finish::Completed,

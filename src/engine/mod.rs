@@ -362,6 +362,7 @@ impl Engine {
                 max_file_size: self.options.config.max_file_size_bytes,
                 retry: policy.retry,
                 headers: header_map(&policy.headers),
+                files_in_parallel: self.options.config.files_in_parallel as usize,
             };
             tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
             self.running.insert(task.id, stop);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -73,10 +74,12 @@ pub struct TaskCtx {
     pub retry: RetryPolicy,
     /// The project's extra request headers.
     pub headers: reqwest::header::HeaderMap,
+    /// Files of one task transferred at once.
+    pub files_in_parallel: usize,
 }
 
 /// Runs a claimed task to its end and records that end (fenced).
-pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Finish {
+pub async fn run_task(ctx: TaskCtx, task: Task, files: Vec<FileEntry>) -> Finish {
     let already: u64 = files.iter().filter(|f| f.done).map(|f| f.bytes_done).sum();
     let _ = ctx.events.send(EngineEvent::Started {
         lease: ctx.lease,
@@ -86,13 +89,7 @@ pub async fn run_task(ctx: TaskCtx, task: Task, mut files: Vec<FileEntry>) -> Fi
         bytes_already_done: already,
         at: Instant::now(),
     });
-    let mut result = Ok(());
-    for file in files.iter_mut().filter(|f| !f.done) {
-        result = fetch_with_retries(&ctx, file).await;
-        if result.is_err() {
-            break;
-        }
-    }
+    let (files, result) = fetch_all(&ctx, files).await;
     let offsets: Vec<(u32, u64)> = files
         .iter()
         .filter(|f| !f.done)
@@ -173,6 +170,35 @@ async fn record_finish(ctx: &TaskCtx, outcome: Outcome, offsets: Vec<(u32, u64)>
         }
     }
     None
+}
+
+/// Fetches the unfinished files, up to `files_in_parallel` at once. Returns the files as they
+/// ended and the task's verdict: stopped wins over a failure, a failure over success.
+async fn fetch_all(
+    ctx: &TaskCtx,
+    files: Vec<FileEntry>,
+) -> (Vec<FileEntry>, Result<(), FileError>) {
+    let (done, pending): (Vec<FileEntry>, Vec<FileEntry>) = files.into_iter().partition(|f| f.done);
+    let outcomes: Vec<(FileEntry, Result<(), FileError>)> = futures_util::stream::iter(pending)
+        .map(|mut file| async move {
+            let result = fetch_with_retries(ctx, &mut file).await;
+            (file, result)
+        })
+        .buffer_unordered(ctx.files_in_parallel.max(1))
+        .collect()
+        .await;
+    let mut verdict = Ok(());
+    let mut files = done;
+    for (file, result) in outcomes {
+        verdict = match (verdict, result) {
+            (Err(FileError::Stopped), _) | (_, Err(FileError::Stopped)) => Err(FileError::Stopped),
+            (Err(first), _) => Err(first),
+            (Ok(()), other) => other,
+        };
+        files.push(file);
+    }
+    files.sort_by_key(|f| f.index);
+    (files, verdict)
 }
 
 async fn fetch_with_retries(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
