@@ -19,9 +19,11 @@ pub mod names;
 pub mod ops;
 pub mod output;
 pub mod recovery;
+pub mod snapshot;
 pub mod store;
 pub mod sweep;
 pub mod text;
+pub mod tui;
 
 pub use cli::Cli;
 pub use error::{Error, Result};

@@ -15,3 +15,5 @@ mod faults_secrets;
 mod ownership;
 mod policy;
 mod resume;
+mod tui_e2e;
+mod watch;

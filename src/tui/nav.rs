@@ -1,0 +1,148 @@
+//! Moving around: selections in each pane (kept on their task when rows move), history
+//! scrolling by absolute position, and detail scrolling.
+
+use super::action::Command;
+use super::app::{App, Pane, Selection};
+use crate::model::TaskId;
+
+/// Where a move goes.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Move {
+    By(i64),
+    Top,
+    Bottom,
+}
+
+impl App {
+    /// The selected task's id and name, in the detail or in the pane in front.
+    pub fn selected(&self) -> Option<(TaskId, String)> {
+        if let Some(d) = self.detail {
+            let name = self.snapshot.detail.as_ref().filter(|x| x.task.id == d.id);
+            return Some((d.id, name.map(|x| x.task.name.clone()).unwrap_or_default()));
+        }
+        let s = &self.snapshot;
+        match self.pane {
+            Pane::Active => self
+                .active_rows()
+                .get(self.active.index)
+                .map(|r| (r.id, r.name.clone())),
+            Pane::Stale => s
+                .attention
+                .get(self.stale.index)
+                .map(|r| (r.id, r.name.clone())),
+            Pane::History => s
+                .history
+                .get(self.history.selected)
+                .filter(|_| s.history.filter == self.history.filter)
+                .map(|t| (t.id, t.name.clone())),
+            Pane::Log => s
+                .log
+                .get(self.log.index)
+                .and_then(|l| l.task)
+                .map(|id| (id, String::new())),
+        }
+    }
+
+    pub(super) fn go(&mut self, to: Move) -> Vec<Command> {
+        if self.detail.is_some() {
+            let lines = super::panes::detail::line_count(self);
+            let max = super::panes::detail::max_scroll(lines, self.size.1.saturating_sub(3));
+            if let Some(detail) = &mut self.detail {
+                detail.scroll = match to {
+                    Move::By(n) => (i64::from(detail.scroll) + n).clamp(0, i64::from(max)) as u16,
+                    Move::Top => 0,
+                    Move::Bottom => max,
+                };
+            }
+            return Vec::new();
+        }
+        match self.pane {
+            Pane::Active => {
+                let rows = self.active_rows();
+                let index = step(self.active.index as u64, rows.len() as u64, to) as usize;
+                self.active = Selection {
+                    index,
+                    id: rows.get(index).map(|r| r.id),
+                };
+            }
+            Pane::Stale => {
+                let rows = &self.snapshot.attention;
+                let index = step(self.stale.index as u64, rows.len() as u64, to) as usize;
+                self.stale = Selection {
+                    index,
+                    id: rows.get(index).map(|r| r.id),
+                };
+            }
+            Pane::Log => {
+                let index =
+                    step(self.log.index as u64, self.snapshot.log.len() as u64, to) as usize;
+                self.log = Selection { index, id: None };
+            }
+            Pane::History => {
+                self.history.selected =
+                    step(self.history.selected, self.snapshot.history.total, to);
+                self.scroll_history_to_selection();
+                return self.sync_request();
+            }
+        }
+        Vec::new()
+    }
+
+    pub(super) fn scroll_history_to_selection(&mut self) {
+        let page = self.page().max(1) as u64;
+        let h = &mut self.history;
+        if h.selected < h.top {
+            h.top = h.selected;
+        } else if h.selected >= h.top + page {
+            h.top = h.selected + 1 - page;
+        }
+    }
+
+    /// Keeps each selection on its task when rows move, or in range when it went away.
+    pub(super) fn follow_selections(&mut self) {
+        let rows = self.active_rows();
+        let index = self
+            .active
+            .id
+            .and_then(|id| rows.iter().position(|r| r.id == id));
+        let index = index
+            .unwrap_or(self.active.index)
+            .min(rows.len().saturating_sub(1));
+        self.active = Selection {
+            index,
+            id: rows.get(index).map(|r| r.id),
+        };
+        let rows = &self.snapshot.attention;
+        let index = self
+            .stale
+            .id
+            .and_then(|id| rows.iter().position(|r| r.id == id));
+        let index = index
+            .unwrap_or(self.stale.index)
+            .min(rows.len().saturating_sub(1));
+        self.stale = Selection {
+            index,
+            id: rows.get(index).map(|r| r.id),
+        };
+        self.log.index = self
+            .log
+            .index
+            .min(self.snapshot.log.len().saturating_sub(1));
+        let window = &self.snapshot.history;
+        if window.filter == self.history.filter && window.order == self.history.order {
+            self.history.selected = self.history.selected.min(window.total.saturating_sub(1));
+            self.scroll_history_to_selection();
+        }
+    }
+}
+
+/// A position moved within `0..len`.
+fn step(from: u64, len: u64, to: Move) -> u64 {
+    let last = len.saturating_sub(1);
+    match to {
+        Move::Top => 0,
+        Move::Bottom => last,
+        Move::By(n) if n < 0 => from.saturating_sub(n.unsigned_abs()).min(last),
+        Move::By(n) => from.saturating_add(n as u64).min(last),
+    }
+}
