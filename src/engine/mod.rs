@@ -339,7 +339,9 @@ impl Engine {
     async fn fill_slots(&mut self) -> Result<(), Error> {
         let slots = self.options.config.max_concurrent as usize;
         while self.running.len() < slots {
-            let (rules, me) = (self.rules.clone(), self.me.clone());
+            let mut rules = self.rules.clone();
+            rules.skip = self.running.keys().copied().collect();
+            let me = self.me.clone();
             let claimed = self
                 .store
                 .call(move |s| s.claim_next(&rules, &me, Utc::now()))
@@ -494,5 +496,6 @@ pub fn claim_rules(config: &Config) -> ClaimRules {
         project_limits,
         auto_resume: config.auto_resume,
         auto_resume_exceptions,
+        skip: HashSet::new(),
     }
 }

@@ -24,6 +24,9 @@ pub struct ClaimRules {
     pub auto_resume: bool,
     /// Projects whose `auto_resume` differs from the default.
     pub auto_resume_exceptions: HashSet<String>,
+    /// Tasks the claiming process still winds down (a restart requeued them while their old
+    /// worker stops): claimed again only once that worker is gone.
+    pub skip: HashSet<TaskId>,
 }
 
 impl ClaimRules {
@@ -75,7 +78,7 @@ impl Store {
                     let host: String = row.get(2)?;
                     let status: String = row.get(3)?;
                     let resumed = status == Status::Interrupted.as_str();
-                    if resumed && !rules.resumes(&project) {
+                    if rules.skip.contains(&TaskId(id)) || (resumed && !rules.resumes(&project)) {
                         continue;
                     }
                     let project_full = rules.project_limits.get(&project).is_some_and(|limit| {
