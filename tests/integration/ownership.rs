@@ -3,7 +3,7 @@
 
 use haul::demo::server::{Route, sample_bytes};
 
-use crate::support::{Env, Server, sha256, signal, wait_exit, wait_until};
+use crate::support::{Env, Server, freeze, sha256, signal, wait_exit, wait_until};
 
 #[test]
 fn two_workers_on_one_database_run_fifty_tasks_exactly_once() {
@@ -95,7 +95,7 @@ fn a_hung_owner_turns_stale_is_recovered_on_collision_and_then_writes_nothing() 
     let mut old = env.spawn_worker("old", &[]);
     wait_until("some progress", || env.durable(task) > 0);
 
-    signal(&old, "STOP");
+    freeze(&old, &env.db);
     wait_until("stale", || env.status_json(task)["is_stale"] == true);
     let json = env.status_json(task);
     assert!(json["time_since_update_seconds"].as_u64().unwrap() >= 1);

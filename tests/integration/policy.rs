@@ -4,7 +4,7 @@
 use haul::demo::server::{Route, sample_bytes};
 
 use crate::support::receiver::Receiver;
-use crate::support::{Env, Server, signal, wait_exit, wait_until};
+use crate::support::{Env, Server, freeze, signal, wait_exit, wait_until};
 
 #[test]
 fn every_transition_is_notified_once_while_two_instances_watch() {
@@ -22,7 +22,7 @@ fn every_transition_is_notified_once_while_two_instances_watch() {
     let task = env.add(&[&server.url("/slow.bin")], &[]);
     let mut first = env.spawn_worker("first", &[]);
     wait_until("progress", || env.durable(task) > 0);
-    signal(&first, "STOP");
+    freeze(&first, &env.db);
     let mut second = env.spawn_worker("second", &[]);
     let mut third = env.spawn_worker("third", &[]);
     wait_until("stale notification", || receiver.count("stale") >= 1);
@@ -140,7 +140,7 @@ fn only_the_project_with_the_short_threshold_turns_stale() {
     wait_until("both running", || {
         env.status(quick) == "running" && env.status(patient) == "running"
     });
-    signal(&worker, "STOP");
+    freeze(&worker, &env.db);
     wait_until("quick is stale", || {
         env.status_json(quick)["is_stale"] == true
     });
@@ -213,7 +213,7 @@ fn an_exclusive_project_refuses_a_second_task_until_the_first_is_stale_or_forced
         env.status(one) == "running" && env.attempt(one) == 3
     });
 
-    signal(&worker, "STOP");
+    freeze(&worker, &env.db);
     wait_until("one is stale", || env.status_json(one)["is_stale"] == true);
     let third = env.add(&[&server.url("/three.bin")], &["--project", "ex"]);
     assert!(third > forced, "accepted once the first is stale");

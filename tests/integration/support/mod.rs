@@ -224,6 +224,22 @@ pub fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
     }
 }
 
+/// Freezes a worker (SIGSTOP) at a moment it holds no database lock: a process frozen inside
+/// a write transaction would block every other writer, which no database can help.
+pub fn freeze(child: &Child, db: &Path) {
+    loop {
+        signal(child, "STOP");
+        let conn = Connection::open(db).expect("open db");
+        conn.busy_timeout(Duration::from_millis(200))
+            .expect("busy timeout");
+        if conn.execute_batch("BEGIN IMMEDIATE; ROLLBACK;").is_ok() {
+            return;
+        }
+        signal(child, "CONT");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Sends a signal to a child.
 pub fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
