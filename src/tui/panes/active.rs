@@ -31,52 +31,28 @@ enum Col {
     Heartbeat,
 }
 
-const fn col(key: Col, title: &'static str, width: u16, keep: u8) -> Column<Col> {
-    Column {
-        key,
-        title,
-        width,
-        keep,
-        flex: matches!(key, Col::Name),
-    }
-}
-
 const COLUMNS: [Column<Col>; 12] = [
-    col(Col::Flag, "", 1, 20),
-    col(Col::Id, "ID", 6, 19),
-    col(Col::Project, "PROJECT", 10, 2),
-    col(Col::Name, "NAME", 12, 18),
-    col(Col::Source, "SOURCE", 8, 7),
-    col(Col::Owner, "OWNER", 14, 3),
-    col(Col::State, "STATE", 8, 17),
-    col(Col::Progress, "PROGRESS", 12, 12),
-    col(Col::Bytes, "BYTES", 21, 4),
-    col(Col::Speed, "SPEED", 12, 10),
-    col(Col::Eta, "ETA", 6, 5),
-    col(Col::Heartbeat, "HB AGE", 6, 9),
+    Column::new(Col::Flag, "", 1, 20),
+    Column::new(Col::Id, "ID", 6, 19),
+    Column::new(Col::Project, "PROJECT", 10, 2),
+    Column::new(Col::Name, "NAME", 12, 18).flexible(),
+    Column::new(Col::Source, "SOURCE", 8, 7),
+    Column::new(Col::Owner, "OWNER", 14, 3),
+    Column::new(Col::State, "STATE", 8, 17),
+    Column::new(Col::Progress, "PROGRESS", 12, 12),
+    Column::new(Col::Bytes, "BYTES", 21, 4),
+    Column::new(Col::Speed, "SPEED", 12, 10),
+    Column::new(Col::Eta, "ETA", 6, 5),
+    Column::new(Col::Heartbeat, "HB AGE", 6, 9),
 ];
 
 /// Draws the Active pane.
 pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let columns = super::fit(&COLUMNS, area.width.saturating_sub(2));
     let rows = app.active_rows();
-    let page = app.page();
-    let first = (app.active.index / page.max(1)) * page.max(1);
-    let table: Vec<Row> = rows
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(page)
-        .map(|(i, r)| {
-            let cells = columns.iter().map(|c| cell(app, theme, r, c));
-            let row = Row::new(cells);
-            if i == app.active.index {
-                row.style(theme.selected)
-            } else {
-                row
-            }
-        })
-        .collect();
+    let table = super::page_rows(&rows, app.active.index, app.page(), theme.selected, |r| {
+        Row::new(columns.iter().map(|c| cell(app, theme, r, c)))
+    });
     let memory = rows.iter().filter(|r| r.source == Source::Memory).count();
     let rest = format!(
         "{} tasks ({memory} memory, {} database) · sort: {}",

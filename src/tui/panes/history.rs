@@ -24,24 +24,14 @@ enum Col {
     Finished,
 }
 
-const fn col(key: Col, title: &'static str, width: u16, keep: u8) -> Column<Col> {
-    Column {
-        key,
-        title,
-        width,
-        keep,
-        flex: matches!(key, Col::Name),
-    }
-}
-
 const COLUMNS: [Column<Col>; 7] = [
-    col(Col::Id, "ID", 8, 20),
-    col(Col::Status, "STATUS", 11, 19),
-    col(Col::Project, "PROJECT", 12, 6),
-    col(Col::Name, "NAME", 14, 18),
-    col(Col::Bytes, "BYTES", 25, 5),
-    col(Col::Created, "CREATED", 16, 8),
-    col(Col::Finished, "FINISHED", 16, 4),
+    Column::new(Col::Id, "ID", 8, 20),
+    Column::new(Col::Status, "STATUS", 11, 19),
+    Column::new(Col::Project, "PROJECT", 12, 6),
+    Column::new(Col::Name, "NAME", 14, 18).flexible(),
+    Column::new(Col::Bytes, "BYTES", 25, 5),
+    Column::new(Col::Created, "CREATED", 16, 8),
+    Column::new(Col::Finished, "FINISHED", 16, 4),
 ];
 
 /// Draws the History pane.

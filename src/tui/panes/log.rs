@@ -21,45 +21,22 @@ enum Col {
     Text,
 }
 
-const fn col(key: Col, title: &'static str, width: u16, keep: u8) -> Column<Col> {
-    Column {
-        key,
-        title,
-        width,
-        keep,
-        flex: matches!(key, Col::Text),
-    }
-}
-
 const COLUMNS: [Column<Col>; 6] = [
-    col(Col::Time, "TIME", 8, 20),
-    col(Col::Origin, "FROM", 4, 6),
-    col(Col::Task, "TASK", 6, 18),
-    col(Col::Kind, "EVENT", 16, 8),
-    col(Col::By, "BY", 16, 4),
-    col(Col::Text, "MESSAGE", 20, 19),
+    Column::new(Col::Time, "TIME", 8, 20),
+    Column::new(Col::Origin, "FROM", 4, 6),
+    Column::new(Col::Task, "TASK", 6, 18),
+    Column::new(Col::Kind, "EVENT", 16, 8),
+    Column::new(Col::By, "BY", 16, 4),
+    Column::new(Col::Text, "MESSAGE", 20, 19).flexible(),
 ];
 
 /// Draws the Log pane.
 pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let columns = super::fit(&COLUMNS, area.width.saturating_sub(2));
     let lines = &app.snapshot.log;
-    let page = app.page().max(1);
-    let first = (app.log.index / page) * page;
-    let rows: Vec<Row> = lines
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(page)
-        .map(|(i, l)| {
-            let row = Row::new(columns.iter().map(|c| cell(app, theme, l, c)));
-            if i == app.log.index {
-                row.style(theme.selected)
-            } else {
-                row
-            }
-        })
-        .collect();
+    let rows = super::page_rows(lines, app.log.index, app.page(), theme.selected, |l| {
+        Row::new(columns.iter().map(|c| cell(app, theme, l, c)))
+    });
     let footer = match lines.get(app.log.index) {
         Some(l) => vec![Line::from(vec![
             Span::styled(

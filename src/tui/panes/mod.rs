@@ -35,6 +35,47 @@ pub struct Column<K> {
     pub flex: bool,
 }
 
+impl<K> Column<K> {
+    /// A fixed-width column.
+    pub const fn new(key: K, title: &'static str, width: u16, keep: u8) -> Column<K> {
+        Column {
+            key,
+            title,
+            width,
+            keep,
+            flex: false,
+        }
+    }
+
+    /// The same column, taking the width left over.
+    pub const fn flexible(mut self) -> Column<K> {
+        self.flex = true;
+        self
+    }
+}
+
+/// The page of `items` that holds `selected`, one row each, the selected row highlighted.
+pub fn page_rows<'a, T>(
+    items: &[T],
+    selected: usize,
+    page: usize,
+    highlight: Style,
+    row: impl Fn(&T) -> Row<'a>,
+) -> Vec<Row<'a>> {
+    let page = page.max(1);
+    let first = (selected / page) * page;
+    items
+        .iter()
+        .enumerate()
+        .skip(first)
+        .take(page)
+        .map(|(i, item)| {
+            let r = row(item);
+            if i == selected { r.style(highlight) } else { r }
+        })
+        .collect()
+}
+
 /// The columns that fit in `width`, in their original order: the lowest `keep` drop first.
 pub fn fit<K: Copy>(columns: &[Column<K>], width: u16) -> Vec<Column<K>> {
     let mut kept: Vec<Column<K>> = columns.to_vec();

@@ -24,25 +24,15 @@ enum Col {
     Warning,
 }
 
-const fn col(key: Col, title: &'static str, width: u16, keep: u8) -> Column<Col> {
-    Column {
-        key,
-        title,
-        width,
-        keep,
-        flex: matches!(key, Col::Warning),
-    }
-}
-
 const COLUMNS: [Column<Col>; 8] = [
-    col(Col::Id, "ID", 6, 20),
-    col(Col::State, "STATE", 8, 19),
-    col(Col::Age, "AGE", 6, 18),
-    col(Col::Key, "KEY", 3, 17),
-    col(Col::Owner, "OWNER", 14, 6),
-    col(Col::Project, "PROJECT", 10, 3),
-    col(Col::Name, "NAME", 16, 16),
-    col(Col::Warning, "WARNING", 12, 10),
+    Column::new(Col::Id, "ID", 6, 20),
+    Column::new(Col::State, "STATE", 8, 19),
+    Column::new(Col::Age, "AGE", 6, 18),
+    Column::new(Col::Key, "KEY", 3, 17),
+    Column::new(Col::Owner, "OWNER", 14, 6),
+    Column::new(Col::Project, "PROJECT", 10, 3),
+    Column::new(Col::Name, "NAME", 16, 16),
+    Column::new(Col::Warning, "WARNING", 12, 10).flexible(),
 ];
 
 fn recovery_action(r: Recovery) -> Action {
@@ -56,22 +46,9 @@ fn recovery_action(r: Recovery) -> Action {
 pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let columns = super::fit(&COLUMNS, area.width.saturating_sub(2));
     let rows = &app.snapshot.attention;
-    let page = app.page().max(1);
-    let first = (app.stale.index / page) * page;
-    let table: Vec<Row> = rows
-        .iter()
-        .enumerate()
-        .skip(first)
-        .take(page)
-        .map(|(i, r)| {
-            let row = Row::new(columns.iter().map(|c| cell(app, theme, r, c)));
-            if i == app.stale.index {
-                row.style(theme.selected)
-            } else {
-                row
-            }
-        })
-        .collect();
+    let table = super::page_rows(rows, app.stale.index, app.page(), theme.selected, |r| {
+        Row::new(columns.iter().map(|c| cell(app, theme, r, c)))
+    });
     let rest = format!("{} tasks need recovery", rows.len());
     let footer = match rows.get(app.stale.index) {
         Some(r) => {
