@@ -256,8 +256,12 @@ fn add_tasks(store: &mut Store, actor: &Actor, n: usize) -> Res<()> {
 fn claim_all(store: &mut Store, actor: &Actor) -> Res<Vec<Lease>> {
     let rules = open_rules();
     let mut leases = Vec::new();
-    while let Some((task, _files)) = store.claim_next(&rules, actor, Utc::now())? {
-        leases.push(task.lease());
+    loop {
+        let claimed = store.claim_up_to(256, &rules, actor, Utc::now())?;
+        if claimed.is_empty() {
+            break;
+        }
+        leases.extend(claimed.iter().map(|(task, _files)| task.lease()));
     }
     Ok(leases)
 }
@@ -332,7 +336,7 @@ fn bench_heartbeat(o: &Opts, r: &mut Report) -> Res<()> {
         );
         r.add(
             "setup",
-            format!("claim_next until {n} running"),
+            format!("claim_up_to(256) until {n} running"),
             &[claim],
             format!("{:.1} us/claim", claim.as_secs_f64() * 1e6 / n as f64),
         );

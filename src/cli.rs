@@ -98,6 +98,9 @@ pub struct AddArgs {
     /// Read URLs from a file: one per line, optionally followed by a sha256; '#' comments.
     #[arg(long, short, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// One task per URL instead of one task of many files (all added in one transaction).
+    #[arg(long)]
+    pub each: bool,
     /// Take over a colliding running task even when its owner is alive.
     #[arg(long)]
     pub force_restart: bool,

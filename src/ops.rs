@@ -45,9 +45,60 @@ pub fn add(
     by: &Actor,
     now: DateTime<Utc>,
 ) -> Result<AddOutcome, Error> {
+    let dest_dir = writable_dest(config, request)?;
+    add_into(store, probe, config, request, &dest_dir, by, now)
+}
+
+/// Adds one task per URL of `request` (each as [`add`] would), all or nothing: one
+/// transaction, so ten thousand URLs cost one commit, and a bad URL or a collision adds none.
+pub fn add_each(
+    store: &mut Store,
+    probe: &LivenessProbe,
+    config: &Config,
+    request: &AddRequest,
+    by: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Vec<AddOutcome>, Error> {
+    if request.urls.is_empty() {
+        return Err(Error::Usage(
+            "no URL given (pass URLs or --input FILE)".into(),
+        ));
+    }
+    let dest_dir = writable_dest(config, request)?;
+    store.batch(|store| {
+        request
+            .urls
+            .iter()
+            .map(|url| {
+                let one = AddRequest {
+                    urls: vec![url.clone()],
+                    ..request.clone()
+                };
+                add_into(store, probe, config, &one, &dest_dir, by, now)
+            })
+            .collect()
+    })
+}
+
+/// The request's destination directory, absolute, created and checked writable.
+fn writable_dest(config: &Config, request: &AddRequest) -> Result<PathBuf, Error> {
     let policy = config.policy(&request.project);
     let dest_dir = absolute(request.dest.as_deref().unwrap_or(&policy.download_dir))?;
     check_writable(&dest_dir)?;
+    Ok(dest_dir)
+}
+
+/// [`add`] into a checked destination directory.
+fn add_into(
+    store: &mut Store,
+    probe: &LivenessProbe,
+    config: &Config,
+    request: &AddRequest,
+    dest_dir: &Path,
+    by: &Actor,
+    now: DateTime<Utc>,
+) -> Result<AddOutcome, Error> {
+    let policy = config.policy(&request.project);
     let mut files = Vec::with_capacity(request.urls.len());
     let mut host = String::new();
     for (raw, sha) in &request.urls {

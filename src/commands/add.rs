@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Context, cli_actor, print_json};
 use crate::cli::AddArgs;
 use crate::error::{EXIT_OK, Error};
-use crate::ops::{AddRequest, add};
+use crate::ops::{AddOutcome, AddRequest, add, add_each};
 
 pub fn run(ctx: &Context, args: &AddArgs) -> Result<u8, Error> {
     let mut urls: Vec<(String, Option<String>)> = Vec::new();
@@ -30,23 +30,33 @@ pub fn run(ctx: &Context, args: &AddArgs) -> Result<u8, Error> {
         force_restart: args.force_restart,
     };
     let mut store = ctx.store()?;
-    let outcome = add(
-        &mut store,
-        &ctx.probe(),
-        &ctx.config,
-        &request,
-        &cli_actor(),
-        Utc::now(),
-    )?;
-    for note in &outcome.notes {
+    let (probe, by, now) = (ctx.probe(), cli_actor(), Utc::now());
+    let outcomes = if args.each {
+        add_each(&mut store, &probe, &ctx.config, &request, &by, now)?
+    } else {
+        vec![add(&mut store, &probe, &ctx.config, &request, &by, now)?]
+    };
+    for note in outcomes.iter().flat_map(|o| &o.notes) {
         eprintln!("{note}");
     }
-    if args.json {
-        print_json(
-            &json!({"task_id": outcome.task.0, "created": outcome.created, "notes": outcome.notes}),
-        )?;
-    } else {
-        println!("{}", outcome.task);
+    let describe =
+        |o: &AddOutcome| json!({"task_id": o.task.0, "created": o.created, "notes": o.notes});
+    match (args.json, args.each) {
+        (true, true) => {
+            print_json(&json!({"tasks": outcomes.iter().map(describe).collect::<Vec<_>>()}))?
+        }
+        (true, false) => {
+            for outcome in &outcomes {
+                print_json(&describe(outcome))?;
+            }
+        }
+        (false, _) => {
+            let mut out = String::with_capacity(outcomes.len() * 8);
+            for outcome in &outcomes {
+                out.push_str(&format!("{}\n", outcome.task));
+            }
+            print!("{out}");
+        }
     }
     Ok(EXIT_OK)
 }

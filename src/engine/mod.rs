@@ -25,7 +25,7 @@ use tracing::Instrument;
 use crate::config::Config;
 use crate::error::Error;
 use crate::instance::LivenessProbe;
-use crate::model::TaskId;
+use crate::model::{FileEntry, Task, TaskId};
 use crate::store::{Actor, ClaimRules, HeartbeatReply, StoreActor, TaskProgress};
 pub use event::{EngineEvent, Finish, Phase, TaskView};
 use notify::Notifier;
@@ -335,45 +335,49 @@ impl Engine {
         self.state_tx.send_replace(Arc::new(self.state.clone()));
     }
 
-    /// Claims work until the local slots are full or nothing may run.
+    /// Claims work, in one transaction, until the local slots are full or nothing may run.
     async fn fill_slots(&mut self) -> Result<(), Error> {
-        let slots = self.options.config.max_concurrent as usize;
-        while self.running.len() < slots {
+        let free = (self.options.config.max_concurrent as usize).saturating_sub(self.running.len());
+        if free > 0 {
             let mut rules = self.rules.clone();
             rules.skip = self.running.keys().copied().collect();
             let me = self.me.clone();
             let claimed = self
                 .store
-                .call(move |s| s.claim_next(&rules, &me, Utc::now()))
+                .call(move |s| s.claim_up_to(free, &rules, &me, Utc::now()))
                 .await?;
-            let Some((task, files)) = claimed else {
-                break;
-            };
-            let policy = self.options.config.policy(&task.project);
-            let stop = StopSignal::default();
-            let ctx = TaskCtx {
-                lease: task.lease(),
-                dest_dir: task.dest_dir.clone(),
-                client: self.client.clone(),
-                store: self.store.clone(),
-                actor: self.me.clone(),
-                stop: stop.clone(),
-                events: self.events_tx.clone(),
-                checkpoint_interval: self.options.config.heartbeat_interval(),
-                stall_timeout: Duration::from_secs(self.options.config.stall_timeout_secs),
-                max_file_size: self.options.config.max_file_size_bytes,
-                retry: policy.retry,
-                headers: header_map(&policy.headers),
-                files_in_parallel: self.options.config.files_in_parallel as usize,
-            };
-            tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
-            self.running.insert(task.id, stop);
-            let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
-            self.workers
-                .spawn(worker::run_task(ctx, task, files).instrument(span));
+            for (task, files) in claimed {
+                self.start_worker(task, files);
+            }
         }
         while self.workers.try_join_next().is_some() {}
         Ok(())
+    }
+
+    /// Runs a claimed task as its own tokio task.
+    fn start_worker(&mut self, task: Task, files: Vec<FileEntry>) {
+        let policy = self.options.config.policy(&task.project);
+        let stop = StopSignal::default();
+        let ctx = TaskCtx {
+            lease: task.lease(),
+            dest_dir: task.dest_dir.clone(),
+            client: self.client.clone(),
+            store: self.store.clone(),
+            actor: self.me.clone(),
+            stop: stop.clone(),
+            events: self.events_tx.clone(),
+            checkpoint_interval: self.options.config.heartbeat_interval(),
+            stall_timeout: Duration::from_secs(self.options.config.stall_timeout_secs),
+            max_file_size: self.options.config.max_file_size_bytes,
+            retry: policy.retry,
+            headers: header_map(&policy.headers),
+            files_in_parallel: self.options.config.files_in_parallel as usize,
+        };
+        tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
+        self.running.insert(task.id, stop);
+        let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
+        self.workers
+            .spawn(worker::run_task(ctx, task, files).instrument(span));
     }
 
     /// One transaction: the instance heartbeat and every running task's heartbeat and durable

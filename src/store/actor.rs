@@ -1,6 +1,11 @@
 //! The store thread: it owns the process's one write connection, so no SQLite call ever runs
 //! on tokio's worker threads or in the render loop. Work goes in as closures; replies come back
 //! on oneshot channels.
+//!
+//! Group commit: jobs that queued up while the thread was busy run together inside one
+//! transaction ([`Store::batch`]), each write of theirs a savepoint, and one commit makes them
+//! all durable. Replies are sent only after that commit, so no caller acts on a write before it
+//! is on disk; if the commit fails, every job of the batch gets the error.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -9,7 +14,12 @@ use tokio::sync::oneshot;
 
 use super::{Store, StoreError};
 
-type Job = Box<dyn FnOnce(&mut Store) + Send>;
+/// Sends a job's reply once its batch's fate is known (`Some` when the batch was lost).
+type Deliver = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+type Job = Box<dyn FnOnce(&mut Store) -> Deliver + Send>;
+
+/// Most jobs sharing one commit: bounds how long other processes wait for the write lock.
+const MAX_BATCH: usize = 128;
 
 /// A cloneable handle to the store thread. The thread ends when every handle is dropped.
 #[derive(Clone)]
@@ -23,11 +33,7 @@ impl StoreActor {
         let (jobs, inbox) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("haul-store".into())
-            .spawn(move || {
-                while let Ok(job) = inbox.recv() {
-                    job(&mut store);
-                }
-            })
+            .spawn(move || serve(&mut store, &inbox))
             .map_err(|e| StoreError::Unsupported(format!("cannot start the store thread: {e}")))?;
         Ok((StoreActor { jobs }, thread))
     }
@@ -39,11 +45,9 @@ impl StoreActor {
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
-        self.jobs
-            .send(Box::new(move |store| {
-                let _ = reply.send(f(store));
-            }))
-            .map_err(|_| StoreError::ActorGone)?;
+        self.submit(f, move |result| {
+            let _ = reply.send(result);
+        })?;
         answer.await.map_err(|_| StoreError::ActorGone)?
     }
 
@@ -54,11 +58,162 @@ impl StoreActor {
         F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     {
         let (reply, answer) = mpsc::channel();
-        self.jobs
-            .send(Box::new(move |store| {
-                let _ = reply.send(f(store));
-            }))
-            .map_err(|_| StoreError::ActorGone)?;
+        self.submit(f, move |result| {
+            let _ = reply.send(result);
+        })?;
         answer.recv().map_err(|_| StoreError::ActorGone)?
+    }
+
+    fn submit<T, F, R>(&self, f: F, reply: R) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+        R: FnOnce(Result<T, StoreError>) + Send + 'static,
+    {
+        let job: Job = Box::new(move |store| {
+            let result = f(store);
+            Box::new(move |lost: Option<&StoreError>| match (result, lost) {
+                (Ok(_), Some(error)) => reply(Err(error.replicate())),
+                (result, _) => reply(result),
+            })
+        });
+        self.jobs.send(job).map_err(|_| StoreError::ActorGone)
+    }
+}
+
+/// The thread's loop: one job alone, or everything queued behind it as one batch.
+fn serve(store: &mut Store, inbox: &mpsc::Receiver<Job>) {
+    while let Ok(first) = inbox.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if jobs.len() == 1 {
+            for job in jobs {
+                job(store)(None);
+            }
+        } else {
+            run_batch(store, jobs);
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction and replies after its commit. If the batch cannot start or
+/// SQLite rolls it back midway, the jobs not yet run go one by one, as without batching.
+fn run_batch(store: &mut Store, jobs: Vec<Job>) {
+    let mut ran: Vec<Deliver> = Vec::with_capacity(jobs.len());
+    let mut waiting = jobs.into_iter();
+    let outcome = store.batch(|s| {
+        for job in waiting.by_ref() {
+            ran.push(job(s));
+            if !s.batch_intact() {
+                return Err(StoreError::RolledBack);
+            }
+        }
+        Ok(())
+    });
+    let lost = outcome.err();
+    for deliver in ran {
+        deliver(lost.as_ref());
+    }
+    for job in waiting {
+        job(store)(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Instance, InstanceId, Mode};
+    use chrono::Utc;
+
+    fn instance(n: usize) -> Instance {
+        let now = Utc::now();
+        Instance {
+            id: InstanceId(format!("batch-{n}")),
+            host: "h".into(),
+            pid: n as u32,
+            mode: Mode::Worker,
+            started_at: now,
+            heartbeat_at: now,
+            stopped_at: None,
+        }
+    }
+
+    /// Many callers at once: every write is kept, each caller gets its own answer, and a
+    /// failing job undoes only itself.
+    #[tokio::test]
+    async fn queued_jobs_share_a_commit_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("haul.db");
+        let (actor, _thread) = StoreActor::spawn(Store::open(&path).unwrap()).unwrap();
+        // Hold the thread so the next jobs queue up behind it and run as one batch.
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let a = actor.clone();
+            async move {
+                a.call(move |_| {
+                    let _ = gate.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut calls = Vec::new();
+        for n in 0..20 {
+            let a = actor.clone();
+            calls.push(tokio::spawn(async move {
+                a.call(move |s| {
+                    s.register_instance(&instance(n))?;
+                    if n == 7 {
+                        s.write(|tx| {
+                            tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+                            Ok(())
+                        })?;
+                    }
+                    Ok((n, s.batch_open))
+                })
+                .await
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut batched = 0;
+        for (n, call) in calls.into_iter().enumerate() {
+            let result = call.await.unwrap();
+            if n == 7 {
+                assert!(result.is_err(), "job 7 must report its own failure");
+            } else {
+                let (got, in_batch) = result.unwrap();
+                assert_eq!(got, n);
+                batched += usize::from(in_batch);
+            }
+        }
+        assert!(
+            batched >= 2,
+            "jobs queued behind a busy thread share a batch"
+        );
+        drop(actor);
+        let reopened = Store::open(&path).unwrap();
+        let ids: Vec<String> = reopened
+            .conn
+            .prepare("SELECT id FROM instances ORDER BY pid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        // Job 7 registered its instance before its failing write; that first write was its
+        // own savepoint and is kept, exactly as it would be without batching.
+        assert_eq!(
+            ids.len(),
+            20,
+            "every committed write survives a reopen: {ids:?}"
+        );
     }
 }

@@ -1,10 +1,10 @@
 //! Claiming work: one immediate transaction checks the limits across every instance and moves
-//! one task to running with `attempt + 1`. Two instances never both win a claim.
+//! tasks to running with `attempt + 1`. Two instances never both win a claim.
 
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use rusqlite::params;
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::writes::{Actor, insert_event};
 use super::{Store, StoreError, rows, to_ms};
@@ -43,93 +43,283 @@ impl Store {
         by: &Actor,
         now: DateTime<Utc>,
     ) -> Result<Option<(Task, Vec<FileEntry>)>, StoreError> {
+        Ok(self.claim_up_to(1, rules, by, now)?.pop())
+    }
+
+    /// Claims up to `max` of the oldest runnable tasks for `by` in one transaction, within the
+    /// limits; fewer (or none) when the queue or the limits say so.
+    pub fn claim_up_to(
+        &mut self,
+        max: usize,
+        rules: &ClaimRules,
+        by: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(Task, Vec<FileEntry>)>, StoreError> {
         self.write(|tx| {
-            let mut running_total = 0u32;
-            let mut per_project: HashMap<String, u32> = HashMap::new();
-            let mut per_host: HashMap<String, u32> = HashMap::new();
-            {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT project, host, COUNT(*) FROM tasks WHERE status = 'running' \
-                     GROUP BY project, host",
-                )?;
-                let mut rows = stmt.query([])?;
-                while let Some(row) = rows.next()? {
-                    let project: String = row.get(0)?;
-                    let host: String = row.get(1)?;
-                    let n = row.get::<_, i64>(2)?.max(0) as u32;
-                    running_total += n;
-                    *per_project.entry(project).or_default() += n;
-                    *per_host.entry(host).or_default() += n;
+            let mut running = Running::count(tx)?;
+            let mut claimed = Vec::new();
+            if max == 0 || running.total >= rules.max_concurrent {
+                return Ok(claimed);
+            }
+            for candidate in candidates(tx, rules)? {
+                if claimed.len() >= max || running.total >= rules.max_concurrent {
+                    break;
+                }
+                if !running.admits(&candidate, rules) {
+                    continue;
+                }
+                if let Some(one) = claim(tx, &candidate, by, now)? {
+                    running.add(&candidate);
+                    claimed.push(one);
                 }
             }
-            if running_total >= rules.max_concurrent {
-                return Ok(None);
-            }
-            let chosen = {
-                let mut stmt = tx.prepare_cached(
-                    "SELECT id, project, host, status FROM tasks \
-                     WHERE status IN ('queued', 'interrupted') ORDER BY id LIMIT ?1",
-                )?;
-                let mut rows = stmt.query([CANDIDATE_WINDOW])?;
-                let mut chosen = None;
-                while let Some(row) = rows.next()? {
-                    let id: i64 = row.get(0)?;
-                    let project: String = row.get(1)?;
-                    let host: String = row.get(2)?;
-                    let status: String = row.get(3)?;
-                    let resumed = status == Status::Interrupted.as_str();
-                    if rules.skip.contains(&TaskId(id)) || (resumed && !rules.resumes(&project)) {
-                        continue;
-                    }
-                    let project_full = rules.project_limits.get(&project).is_some_and(|limit| {
-                        per_project.get(&project).copied().unwrap_or(0) >= *limit
-                    });
-                    let host_full =
-                        per_host.get(&host).copied().unwrap_or(0) >= rules.per_host_limit;
-                    if !project_full && !host_full {
-                        chosen = Some((TaskId(id), resumed));
-                        break;
-                    }
-                }
-                chosen
-            };
-            let Some((id, resumed)) = chosen else {
-                return Ok(None);
-            };
-            let sql = format!(
-                "UPDATE tasks SET status = 'running', attempt = attempt + 1, owner_id = ?2, \
-                 started_at = COALESCE(started_at, ?3), updated_at = ?3, progress_at = ?3, \
-                 finished_at = NULL, error_message = NULL, control = NULL \
-                 WHERE id = ?1 AND status IN ('queued', 'interrupted') RETURNING {}",
-                rows::TASK_COLUMNS
-            );
-            let task = tx
-                .prepare_cached(&sql)?
-                .query_row(params![id.0, by.instance.0, to_ms(now)], rows::task)?;
-            let message = if resumed {
-                format!("claimed by {} (resuming after interruption)", by.label)
-            } else {
-                format!("claimed by {}", by.label)
-            };
-            insert_event(
-                tx,
-                task.id,
-                task.attempt,
-                EventKind::Claimed,
-                Some(by),
-                &message,
-                now,
-            )?;
-            let files = {
-                let sql = format!(
-                    "SELECT {} FROM files WHERE task_id = ?1 ORDER BY idx",
-                    rows::FILE_COLUMNS
-                );
-                let mut stmt = tx.prepare_cached(&sql)?;
-                stmt.query_map([task.id.0], rows::file)?
-                    .collect::<Result<Vec<_>, _>>()?
-            };
-            Ok(Some((task, files)))
+            Ok(claimed)
         })
+    }
+}
+
+/// A queued or interrupted task that may be claimed.
+struct Candidate {
+    id: TaskId,
+    project: String,
+    host: String,
+    resumed: bool,
+}
+
+/// Running tasks across every instance, by project and by host.
+struct Running {
+    total: u32,
+    per_project: HashMap<String, u32>,
+    per_host: HashMap<String, u32>,
+}
+
+impl Running {
+    fn count(tx: &Connection) -> Result<Running, StoreError> {
+        let mut running = Running {
+            total: 0,
+            per_project: HashMap::new(),
+            per_host: HashMap::new(),
+        };
+        let mut stmt = tx.prepare_cached(
+            "SELECT project, host, COUNT(*) FROM tasks WHERE status = 'running' \
+             GROUP BY project, host",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let project: String = row.get(0)?;
+            let host: String = row.get(1)?;
+            let n = row.get::<_, i64>(2)?.max(0) as u32;
+            running.total += n;
+            *running.per_project.entry(project).or_default() += n;
+            *running.per_host.entry(host).or_default() += n;
+        }
+        Ok(running)
+    }
+
+    /// True when neither its project's nor its host's limit is reached.
+    fn admits(&self, c: &Candidate, rules: &ClaimRules) -> bool {
+        let project_full = rules
+            .project_limits
+            .get(&c.project)
+            .is_some_and(|limit| self.per_project.get(&c.project).copied().unwrap_or(0) >= *limit);
+        let host_full = self.per_host.get(&c.host).copied().unwrap_or(0) >= rules.per_host_limit;
+        !project_full && !host_full
+    }
+
+    fn add(&mut self, c: &Candidate) {
+        self.total += 1;
+        *self.per_project.entry(c.project.clone()).or_default() += 1;
+        *self.per_host.entry(c.host.clone()).or_default() += 1;
+    }
+}
+
+/// The oldest [`CANDIDATE_WINDOW`] claimable tasks, by id. Queued and interrupted rows are
+/// read by two queries that each walk the `(status, id)` index in order and stop at the
+/// window, so a claim never reads the whole queue.
+fn candidates(tx: &Connection, rules: &ClaimRules) -> Result<Vec<Candidate>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, project, host FROM tasks WHERE status = ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let mut all = Vec::new();
+    for status in [Status::Queued, Status::Interrupted] {
+        let resumed = status == Status::Interrupted;
+        let mut rows = stmt.query(params![status.as_str(), CANDIDATE_WINDOW])?;
+        while let Some(row) = rows.next()? {
+            let candidate = Candidate {
+                id: TaskId(row.get(0)?),
+                project: row.get(1)?,
+                host: row.get(2)?,
+                resumed,
+            };
+            let skipped = rules.skip.contains(&candidate.id)
+                || (resumed && !rules.resumes(&candidate.project));
+            if !skipped {
+                all.push(candidate);
+            }
+        }
+    }
+    all.sort_by_key(|c| c.id);
+    all.truncate(CANDIDATE_WINDOW as usize);
+    Ok(all)
+}
+
+/// Moves one candidate to running for `by` (attempt + 1), logs the claim, and returns the task
+/// with its files; `None` if it is no longer claimable.
+fn claim(
+    tx: &Connection,
+    candidate: &Candidate,
+    by: &Actor,
+    now: DateTime<Utc>,
+) -> Result<Option<(Task, Vec<FileEntry>)>, StoreError> {
+    let sql = format!(
+        "UPDATE tasks SET status = 'running', attempt = attempt + 1, owner_id = ?2, \
+         started_at = COALESCE(started_at, ?3), updated_at = ?3, progress_at = ?3, \
+         finished_at = NULL, error_message = NULL, control = NULL \
+         WHERE id = ?1 AND status IN ('queued', 'interrupted') RETURNING {}",
+        rows::TASK_COLUMNS
+    );
+    let Some(task) = tx
+        .prepare_cached(&sql)?
+        .query_row(
+            params![candidate.id.0, by.instance.0, to_ms(now)],
+            rows::task,
+        )
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    let message = if candidate.resumed {
+        format!("claimed by {} (resuming after interruption)", by.label)
+    } else {
+        format!("claimed by {}", by.label)
+    };
+    insert_event(
+        tx,
+        task.id,
+        task.attempt,
+        EventKind::Claimed,
+        Some(by),
+        &message,
+        now,
+    )?;
+    let sql = format!(
+        "SELECT {} FROM files WHERE task_id = ?1 ORDER BY idx",
+        rows::FILE_COLUMNS
+    );
+    let files = tx
+        .prepare_cached(&sql)?
+        .query_map([task.id.0], rows::file)?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Some((task, files)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{InstanceId, NewFile, NewTask};
+
+    fn actor() -> Actor {
+        Actor {
+            instance: InstanceId("claim-test".into()),
+            label: "h/1".into(),
+        }
+    }
+
+    fn add(store: &mut Store, host: &str, n: usize) -> TaskId {
+        let task = NewTask {
+            project: "p".into(),
+            dest_dir: "/tmp".into(),
+            files: vec![NewFile {
+                url: format!("http://{host}/f{n}"),
+                name: format!("f{n}"),
+                sha256_expected: None,
+            }],
+        };
+        store.add_task(&task, host, Utc::now(), &actor()).unwrap()
+    }
+
+    fn open(rules: ClaimRules) -> (tempfile::TempDir, Store, ClaimRules) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("haul.db")).unwrap();
+        (dir, store, rules)
+    }
+
+    #[test]
+    fn one_claim_takes_the_oldest_tasks_within_the_limits() {
+        let (_dir, mut store, rules) = open(ClaimRules {
+            max_concurrent: 5,
+            per_host_limit: 2,
+            auto_resume: true,
+            ..ClaimRules::default()
+        });
+        let a: Vec<TaskId> = (0..3).map(|n| add(&mut store, "a", n)).collect();
+        let b: Vec<TaskId> = (0..3).map(|n| add(&mut store, "b", 10 + n)).collect();
+        let claimed = store.claim_up_to(10, &rules, &actor(), Utc::now()).unwrap();
+        let ids: Vec<TaskId> = claimed.iter().map(|(t, _)| t.id).collect();
+        assert_eq!(
+            ids,
+            vec![a[0], a[1], b[0], b[1]],
+            "two per host, oldest first"
+        );
+        assert!(
+            claimed
+                .iter()
+                .all(|(t, files)| t.attempt.0 == 1 && files.len() == 1)
+        );
+        // One slot is left globally, but both hosts are full.
+        assert!(
+            store
+                .claim_up_to(10, &rules, &actor(), Utc::now())
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn interrupted_tasks_are_claimed_in_id_order_with_queued_ones() {
+        let (_dir, mut store, rules) = open(ClaimRules {
+            max_concurrent: 100,
+            per_host_limit: 100,
+            auto_resume: true,
+            ..ClaimRules::default()
+        });
+        let ids: Vec<TaskId> = (0..4).map(|n| add(&mut store, "a", n)).collect();
+        let first = store.claim_up_to(2, &rules, &actor(), Utc::now()).unwrap();
+        assert_eq!(first.len(), 2);
+        // The first claimed task is interrupted (its owner died): it is older than the two
+        // still queued, so the next claim takes it first.
+        let lease = first[0].0.lease();
+        assert!(
+            store
+                .interrupt(lease, "owner died", &actor(), Utc::now())
+                .unwrap()
+        );
+        let mut skip_rules = rules.clone();
+        skip_rules.skip.insert(ids[3]);
+        let next = store
+            .claim_up_to(10, &skip_rules, &actor(), Utc::now())
+            .unwrap();
+        let got: Vec<(TaskId, i64)> = next.iter().map(|(t, _)| (t.id, t.attempt.0)).collect();
+        assert_eq!(
+            got,
+            vec![(ids[0], 2), (ids[2], 1)],
+            "skipped task left queued"
+        );
+        let mut no_resume = rules;
+        no_resume.auto_resume = false;
+        assert!(
+            store
+                .interrupt(next[0].0.lease(), "again", &actor(), Utc::now())
+                .unwrap()
+        );
+        let last = store
+            .claim_up_to(10, &no_resume, &actor(), Utc::now())
+            .unwrap();
+        let got: Vec<TaskId> = last.iter().map(|(t, _)| t.id).collect();
+        assert_eq!(
+            got,
+            vec![ids[3]],
+            "without auto_resume, interrupted tasks wait"
+        );
     }
 }

@@ -168,7 +168,7 @@ impl Store {
     }
 }
 
-fn load(tx: &rusqlite::Transaction<'_>, id: TaskId) -> Result<Option<Task>, StoreError> {
+fn load(tx: &rusqlite::Connection, id: TaskId) -> Result<Option<Task>, StoreError> {
     let sql = format!("SELECT {} FROM tasks WHERE id = ?1", rows::TASK_COLUMNS);
     Ok(tx
         .prepare_cached(&sql)?

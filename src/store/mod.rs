@@ -54,9 +54,35 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("the database thread has stopped")]
     ActorGone,
+    #[error(
+        "the state database rolled back a transaction (disk full or I/O error); none of it was kept"
+    )]
+    RolledBack,
 }
 
 impl StoreError {
+    /// The same error for another caller (the one commit of a batch fails for all its jobs).
+    pub(crate) fn replicate(&self) -> StoreError {
+        match self {
+            StoreError::Corrupt { path, detail } => StoreError::Corrupt {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::Busy { path } => StoreError::Busy { path: path.clone() },
+            StoreError::Full { path } => StoreError::Full { path: path.clone() },
+            StoreError::Missing(path) => StoreError::Missing(path.clone()),
+            StoreError::Open { path, detail } => StoreError::Open {
+                path: path.clone(),
+                detail: detail.clone(),
+            },
+            StoreError::ReadOnly => StoreError::ReadOnly,
+            StoreError::ActorGone => StoreError::ActorGone,
+            StoreError::RolledBack => StoreError::RolledBack,
+            StoreError::Unsupported(m) => StoreError::Unsupported(m.clone()),
+            StoreError::Sqlite(e) => StoreError::Unsupported(format!("state database error: {e}")),
+        }
+    }
+
     /// Adds the database path to errors that lack it.
     fn at(self, path: &Path) -> StoreError {
         let StoreError::Sqlite(err) = &self else {
@@ -103,6 +129,8 @@ pub struct Store {
     reader: Reader,
     /// Transitions recorded in the notification outbox.
     notify: crate::config::NotifyKinds,
+    /// A [`Store::batch`] transaction is open: writes are its savepoints.
+    batch_open: bool,
 }
 
 impl Deref for Store {
@@ -159,6 +187,7 @@ impl Store {
                 path: path.to_owned(),
             },
             notify: crate::config::NotifyKinds::default(),
+            batch_open: false,
         })
     }
 }

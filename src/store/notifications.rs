@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
 use super::{Store, StoreError, rows, to_ms};
@@ -54,7 +54,7 @@ pub struct Notification {
 
 /// Records a transition in the outbox when that kind is wanted; a repeat is ignored.
 pub(super) fn enqueue(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     kinds: NotifyKinds,
     task: TaskId,
     attempt: Attempt,

@@ -102,6 +102,13 @@ CREATE TABLE notifications (
 );
 CREATE INDEX notifications_open ON notifications(state) WHERE state IN ('pending', 'sending');
 "#,
+    r#"
+-- Every heartbeat rewrites updated_at; with it in an index, each tick moved one index entry
+-- per running task. Unfinished rows are found through tasks_status_id instead.
+DROP INDEX tasks_unfinished;
+-- Cancel requests, read once per heartbeat tick.
+CREATE INDEX tasks_control ON tasks(control) WHERE control IS NOT NULL;
+"#,
 ];
 
 /// Settings every read-write connection gets.

@@ -3,7 +3,7 @@
 //! touches no row the lease is gone and the caller must stop writing the file.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::notifications::{NotifyKind, enqueue};
 use super::{Store, StoreError, to_ms};
@@ -17,22 +17,78 @@ pub struct Actor {
 }
 
 impl Store {
-    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits it.
+    /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits it; inside a
+    /// [`Store::batch`], as a savepoint of the batch's transaction instead, so a failed write
+    /// undoes only itself and the batch commits the rest.
     pub(super) fn write<T>(
         &mut self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let path = self.reader.path.clone();
+        let batched = self.batch_open;
+        let conn = &mut self.reader.conn;
         let run = || -> Result<T, StoreError> {
-            let tx = self
-                .reader
-                .conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if batched {
+                let savepoint = conn.savepoint()?;
+                let value = f(&savepoint)?;
+                savepoint.commit()?;
+                return Ok(value);
+            }
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let value = f(&tx)?;
             tx.commit()?;
             Ok(value)
         };
         run().map_err(|e| e.at(&path))
+    }
+
+    /// Group commit: every write `f` makes lands in one `BEGIN IMMEDIATE` transaction, made
+    /// durable by one commit. Commits when `f` returns `Ok`, rolls everything back on `Err`.
+    /// Nothing `f` wrote may be acted on before this returns `Ok`. Nested calls join the
+    /// outer batch.
+    pub fn batch<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        if self.batch_open {
+            return f(self);
+        }
+        let path = self.reader.path.clone();
+        let sql = |conn: &Connection, sql: &str| {
+            conn.execute_batch(sql)
+                .map_err(|e| StoreError::from(e).at(&path))
+        };
+        sql(&self.reader.conn, "BEGIN IMMEDIATE")?;
+        self.batch_open = true;
+        let result = f(self);
+        self.batch_open = false;
+        if self.reader.conn.is_autocommit() {
+            // SQLite rolled the transaction back itself (disk full, I/O error): nothing
+            // written since BEGIN is kept.
+            return match result {
+                Err(e) => Err(e),
+                Ok(_) => Err(StoreError::RolledBack.into()),
+            };
+        }
+        match result {
+            Ok(value) => match sql(&self.reader.conn, "COMMIT") {
+                Ok(()) => Ok(value),
+                Err(e) => {
+                    let _ = self.reader.conn.execute_batch("ROLLBACK");
+                    Err(e.into())
+                }
+            },
+            Err(e) => {
+                sql(&self.reader.conn, "ROLLBACK")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// True while a [`Store::batch`] transaction is open and has not been rolled back by
+    /// SQLite itself (after which nothing written in it is kept).
+    pub fn batch_intact(&self) -> bool {
+        !self.batch_open || !self.reader.conn.is_autocommit()
     }
 
     /// Registers this process as an instance.
@@ -323,7 +379,7 @@ pub enum Outcome {
 }
 
 /// True while `lease` is the task's current running claim.
-pub(super) fn holds(tx: &Transaction<'_>, lease: Lease) -> Result<bool, StoreError> {
+pub(super) fn holds(tx: &Connection, lease: Lease) -> Result<bool, StoreError> {
     let n: i64 = tx
         .prepare_cached(
             "SELECT COUNT(*) FROM tasks WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
@@ -346,7 +402,7 @@ pub(super) struct FileChange {
 /// Moves the task's totals by one file's change, reading only that file's row (so a task of
 /// 10,000 files costs the same per file as a task of one). Call before updating the file row.
 pub(super) fn adjust_task_totals(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     task: TaskId,
     index: u32,
     change: FileChange,
@@ -377,7 +433,7 @@ pub(super) fn adjust_task_totals(
 
 /// Recomputes the task's byte and file totals from all its files (once, at the end).
 pub(super) fn refresh_task_totals(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     task: TaskId,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
@@ -396,7 +452,7 @@ pub(super) fn refresh_task_totals(
 
 /// Appends one row to the event log.
 pub(super) fn insert_event(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     task: TaskId,
     attempt: Attempt,
     kind: EventKind,

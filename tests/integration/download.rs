@@ -164,3 +164,75 @@ fn bad_input_gets_a_one_line_error_and_an_exit_code() {
         "{stderr}"
     );
 }
+
+#[test]
+fn add_each_queues_one_task_per_url_in_one_go_and_all_of_them_complete() {
+    let bodies: Vec<_> = (0..30)
+        .map(|i| sample_bytes(40 + i, 4096 + i as usize))
+        .collect();
+    let paths: Vec<String> = (0..30).map(|i| format!("/e{i}.bin")).collect();
+    let routes = paths
+        .iter()
+        .zip(&bodies)
+        .map(|(p, b)| (p.as_str(), Route::file(b.clone())))
+        .collect();
+    let server = Server::start(routes);
+    let env = Env::new();
+    let list = env.dir.path().join("urls.txt");
+    let mut text = String::from("# one task per line\n");
+    for path in &paths {
+        text.push_str(&server.url(path));
+        text.push('\n');
+    }
+    // The same URL twice: the second line reuses the first line's task.
+    text.push_str(&server.url(&paths[0]));
+    text.push('\n');
+    std::fs::write(&list, text).unwrap();
+
+    let dest = env.out.to_string_lossy().into_owned();
+    let list = list.to_string_lossy().into_owned();
+    let out = env.haul(&["add", "--each", "--input", &list, "--dest", &dest, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tasks = json["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 31);
+    assert_eq!(tasks[30]["created"], false);
+    assert_eq!(tasks[30]["task_id"], tasks[0]["task_id"]);
+    assert_eq!(env.query_i64("SELECT COUNT(*) FROM tasks"), 30);
+    assert_eq!(env.query_i64("SELECT MAX(files_total) FROM tasks"), 1);
+
+    env.run_until_idle();
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM tasks WHERE status = 'completed'"),
+        30
+    );
+    for (i, body) in bodies.iter().enumerate() {
+        assert_eq!(env.file(&format!("e{i}.bin")), body.to_vec());
+    }
+}
+
+#[test]
+fn add_each_with_one_bad_url_adds_nothing() {
+    let env = Env::new();
+    let list = env.dir.path().join("urls.txt");
+    std::fs::write(
+        &list,
+        "http://127.0.0.1:9/a.bin\nftp://127.0.0.1/b.bin\nhttp://127.0.0.1:9/c.bin\n",
+    )
+    .unwrap();
+    let (list, dest) = (list.to_string_lossy(), env.out.to_string_lossy());
+    let out = env.haul(&["add", "--each", "--input", &list, "--dest", &dest]);
+    assert_eq!(out.status.code(), Some(2), "a bad URL is a usage error");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+    assert!(stderr.contains("ftp://"), "{stderr}");
+    assert_eq!(
+        env.query_i64("SELECT COUNT(*) FROM tasks"),
+        0,
+        "all or nothing"
+    );
+}
