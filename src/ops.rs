@@ -72,7 +72,9 @@ pub fn add_each(
             .map(|url| {
                 let one = AddRequest {
                     urls: vec![url.clone()],
-                    ..request.clone()
+                    project: request.project.clone(),
+                    dest: request.dest.clone(),
+                    force_restart: request.force_restart,
                 };
                 add_into(store, probe, config, &one, &dest_dir, by, now)
             })

@@ -61,7 +61,14 @@ impl Store {
             if max == 0 || running.total >= rules.max_concurrent {
                 return Ok(claimed);
             }
-            for candidate in candidates(tx, rules)? {
+            // Most claims want a slot or two: read just past what they need, and the whole
+            // window only when limits or the skip list turned the first rows down.
+            let first = (max + rules.skip.len() + 8).min(CANDIDATE_WINDOW as usize);
+            let mut list = candidates(tx, rules, first)?;
+            if list.len() < max && first < CANDIDATE_WINDOW as usize {
+                list = candidates(tx, rules, CANDIDATE_WINDOW as usize)?;
+            }
+            for candidate in list {
                 if claimed.len() >= max || running.total >= rules.max_concurrent {
                     break;
                 }
@@ -133,17 +140,21 @@ impl Running {
     }
 }
 
-/// The oldest [`CANDIDATE_WINDOW`] claimable tasks, by id. Queued and interrupted rows are
-/// read by two queries that each walk the `(status, id)` index in order and stop at the
-/// window, so a claim never reads the whole queue.
-fn candidates(tx: &Connection, rules: &ClaimRules) -> Result<Vec<Candidate>, StoreError> {
+/// The oldest `window` claimable tasks, by id. Queued and interrupted rows are read by two
+/// queries that each walk the `(status, id)` index in order and stop at the window, so a
+/// claim never reads the whole queue.
+fn candidates(
+    tx: &Connection,
+    rules: &ClaimRules,
+    window: usize,
+) -> Result<Vec<Candidate>, StoreError> {
     let mut stmt = tx.prepare_cached(
         "SELECT id, project, host FROM tasks WHERE status = ?1 ORDER BY id LIMIT ?2",
     )?;
     let mut all = Vec::new();
     for status in [Status::Queued, Status::Interrupted] {
         let resumed = status == Status::Interrupted;
-        let mut rows = stmt.query(params![status.as_str(), CANDIDATE_WINDOW])?;
+        let mut rows = stmt.query(params![status.as_str(), window as i64])?;
         while let Some(row) = rows.next()? {
             let candidate = Candidate {
                 id: TaskId(row.get(0)?),
@@ -159,7 +170,7 @@ fn candidates(tx: &Connection, rules: &ClaimRules) -> Result<Vec<Candidate>, Sto
         }
     }
     all.sort_by_key(|c| c.id);
-    all.truncate(CANDIDATE_WINDOW as usize);
+    all.truncate(window);
     Ok(all)
 }
 

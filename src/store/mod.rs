@@ -29,6 +29,10 @@ pub use notifications::{Notification, NotifyKind};
 pub use reads::{HistoryFilter, StatusCount};
 pub use writes::{Actor, Outcome};
 
+/// Prepared statements kept per connection: more than the store has distinct statements, so
+/// none is parsed again (rusqlite keeps 16 by default).
+const STATEMENT_CACHE: usize = 128;
+
 /// Why a database operation failed, in words an operator can act on.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -179,6 +183,7 @@ impl Store {
                 detail: e.to_string(),
             })?;
         let mut conn = Connection::open(path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         schema::configure_writer(&conn)?;
         schema::migrate(&mut conn)?;
         Ok(Store {
@@ -203,6 +208,7 @@ impl ReadOnlyStore {
                 path,
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )?;
+            conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
             schema::configure_reader(&conn)?;
             let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
             if version != schema::latest_version() {

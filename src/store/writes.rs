@@ -3,7 +3,7 @@
 //! touches no row the lease is gone and the caller must stop writing the file.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, TransactionBehavior, params};
+use rusqlite::{Connection, params};
 
 use super::notifications::{NotifyKind, enqueue};
 use super::{Store, StoreError, to_ms};
@@ -24,22 +24,25 @@ impl Store {
         &mut self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let path = self.reader.path.clone();
-        let batched = self.batch_open;
-        let conn = &mut self.reader.conn;
-        let run = || -> Result<T, StoreError> {
-            if batched {
-                let savepoint = conn.savepoint()?;
-                let value = f(&savepoint)?;
-                savepoint.commit()?;
-                return Ok(value);
-            }
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let value = f(&tx)?;
-            tx.commit()?;
-            Ok(value)
+        let (begin, commit, undo) = if self.batch_open {
+            ("SAVEPOINT write", "RELEASE write", "ROLLBACK TO write; RELEASE write")
+        } else {
+            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
         };
-        run().map_err(|e| e.at(&path))
+        let conn = &self.reader.conn;
+        let run = || -> Result<T, StoreError> {
+            // Cached: these run thousands of times a second when many small files finish.
+            conn.prepare_cached(begin)?.execute([])?;
+            let value = f(conn).and_then(|value| {
+                conn.prepare_cached(commit)?.execute([])?;
+                Ok(value)
+            });
+            if value.is_err() && !conn.is_autocommit() {
+                let _ = conn.execute_batch(undo);
+            }
+            value
+        };
+        run().map_err(|e| e.at(&self.reader.path))
     }
 
     /// Group commit: every write `f` makes lands in one `BEGIN IMMEDIATE` transaction, made
