@@ -11,6 +11,8 @@ mod notifications;
 mod reads;
 mod rows;
 mod schema;
+#[cfg(test)]
+mod tests;
 mod writes;
 
 use std::fs::OpenOptions;

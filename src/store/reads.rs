@@ -24,7 +24,13 @@ pub struct StatusCount {
 }
 
 impl HistoryFilter {
-    fn where_clause(&self) -> (String, Vec<Value>) {
+    /// The text to match, when there is any.
+    fn text(&self) -> Option<&str> {
+        self.text.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// The conditions on `status` and `project` (columns of both `tasks` and `task_counts`).
+    fn counted_conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
         let mut clauses = Vec::new();
         let mut params = Vec::new();
         if let Some(status) = self.status {
@@ -35,7 +41,13 @@ impl HistoryFilter {
             clauses.push("project = ?");
             params.push(Value::Text(project.clone()));
         }
-        if let Some(text) = self.text.as_ref().filter(|t| !t.is_empty()) {
+        (clauses, params)
+    }
+
+    /// Every condition on `tasks`.
+    fn conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
+        let (mut clauses, mut params) = self.counted_conditions();
+        if let Some(text) = self.text() {
             clauses.push("(name LIKE ? ESCAPE '\\' OR project LIKE ? ESCAPE '\\')");
             let escaped = text
                 .replace('\\', "\\\\")
@@ -45,11 +57,16 @@ impl HistoryFilter {
             params.push(Value::Text(pattern.clone()));
             params.push(Value::Text(pattern));
         }
-        if clauses.is_empty() {
-            (String::new(), params)
-        } else {
-            (format!("WHERE {}", clauses.join(" AND ")), params)
-        }
+        (clauses, params)
+    }
+}
+
+/// `WHERE a AND b`, or nothing.
+fn where_sql(clauses: &[&str]) -> String {
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
     }
 }
 
@@ -143,10 +160,11 @@ impl Reader {
         offset: u64,
         limit: usize,
     ) -> Result<Vec<Task>, StoreError> {
-        let (clause, mut params) = filter.where_clause();
+        let (clauses, mut params) = filter.conditions();
         let sql = format!(
-            "SELECT {} FROM tasks {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
-            rows::TASK_COLUMNS
+            "SELECT {} FROM tasks {} ORDER BY id DESC LIMIT ? OFFSET ?",
+            rows::TASK_COLUMNS,
+            where_sql(&clauses)
         );
         params.push(Value::Integer(limit as i64));
         params.push(Value::Integer(offset as i64));
@@ -157,10 +175,21 @@ impl Reader {
         Ok(tasks)
     }
 
-    /// How many tasks the filter matches.
+    /// How many tasks the filter matches. Without text this sums the kept per-project,
+    /// per-status totals (a few rows, however many tasks there are); text is matched row by row.
     pub fn history_count(&self, filter: &HistoryFilter) -> Result<u64, StoreError> {
-        let (clause, params) = filter.where_clause();
-        let sql = format!("SELECT COUNT(*) FROM tasks {clause}");
+        let (sql, params) = if filter.text().is_some() {
+            let (clauses, params) = filter.conditions();
+            let sql = format!("SELECT COUNT(*) FROM tasks {}", where_sql(&clauses));
+            (sql, params)
+        } else {
+            let (clauses, params) = filter.counted_conditions();
+            let sql = format!(
+                "SELECT COALESCE(SUM(n), 0) FROM task_counts {}",
+                where_sql(&clauses)
+            );
+            (sql, params)
+        };
         let count: i64 = self
             .conn
             .prepare_cached(&sql)?
@@ -168,10 +197,10 @@ impl Reader {
         Ok(count.max(0) as u64)
     }
 
-    /// Task counts by project and status.
+    /// Task counts by project and status (the kept totals: no scan of the tasks).
     pub fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT project, status, COUNT(*) FROM tasks GROUP BY project, status ORDER BY 1, 2",
+            "SELECT project, status, n FROM task_counts WHERE n > 0 ORDER BY project, status",
         )?;
         let counts = stmt
             .query_map([], |r| {
