@@ -28,7 +28,7 @@ pub use claim::ClaimRules;
 pub use control::{CancelOutcome, RestartOutcome};
 pub use heartbeat::{HeartbeatReply, TaskProgress};
 pub use notifications::{Notification, NotifyKind};
-pub use reads::{HistoryFilter, StatusCount};
+pub use reads::{HistoryExtent, HistoryFilter, PageKey, StatusCount};
 pub use writes::{Actor, Outcome};
 
 /// Why a database operation failed, in words an operator can act on.

@@ -23,6 +23,28 @@ pub struct StatusCount {
     pub count: u64,
 }
 
+/// Where a history page starts, by task id (keyset pagination): a page deep in history costs
+/// what the first page costs, because no `OFFSET` steps over the rows before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKey {
+    /// The newest tasks, newest first.
+    Newest,
+    /// The oldest tasks, oldest first.
+    Oldest,
+    /// Tasks older than this id, newest first.
+    Before(TaskId),
+    /// Tasks newer than this id, oldest first.
+    After(TaskId),
+}
+
+/// How many tasks a filter matches, and the lowest and highest of their ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryExtent {
+    pub count: u64,
+    /// `(lowest, highest)`; `None` when nothing matches.
+    pub ids: Option<(TaskId, TaskId)>,
+}
+
 impl HistoryFilter {
     /// The text to match, when there is any.
     fn text(&self) -> Option<&str> {
@@ -156,21 +178,35 @@ impl Reader {
             .query_row([resume_interrupted], |r| r.get(0))?)
     }
 
-    /// One page of history, newest first.
+    /// Up to `limit` tasks the filter matches, from `key` on, in the key's order (newest first
+    /// for [`PageKey::Newest`] and [`PageKey::Before`], oldest first otherwise).
     pub fn history_page(
         &self,
         filter: &HistoryFilter,
-        offset: u64,
+        key: PageKey,
         limit: usize,
     ) -> Result<Vec<Task>, StoreError> {
-        let (clauses, mut params) = filter.conditions();
+        let (mut clauses, mut params) = filter.conditions();
+        let order = match key {
+            PageKey::Newest => "DESC",
+            PageKey::Oldest => "ASC",
+            PageKey::Before(id) => {
+                clauses.push("id < ?");
+                params.push(Value::Integer(id.0));
+                "DESC"
+            }
+            PageKey::After(id) => {
+                clauses.push("id > ?");
+                params.push(Value::Integer(id.0));
+                "ASC"
+            }
+        };
         let sql = format!(
-            "SELECT {} FROM tasks {} ORDER BY id DESC LIMIT ? OFFSET ?",
+            "SELECT {} FROM tasks {} ORDER BY id {order} LIMIT ?",
             rows::TASK_COLUMNS,
             where_sql(&clauses)
         );
-        params.push(Value::Integer(limit as i64));
-        params.push(Value::Integer(offset as i64));
+        params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let tasks = stmt
             .query_map(params_from_iter(params), rows::task)?
@@ -198,6 +234,46 @@ impl Reader {
             .prepare_cached(&sql)?
             .query_row(params_from_iter(params), |r| r.get(0))?;
         Ok(count.max(0) as u64)
+    }
+
+    /// How many tasks the filter matches and their lowest and highest ids: the count as
+    /// [`Reader::history_count`] takes it, the ids from an index (by status or project) or the
+    /// table's key; with text, all three in the one pass over the rows.
+    pub fn history_extent(&self, filter: &HistoryFilter) -> Result<HistoryExtent, StoreError> {
+        if filter.text().is_some() {
+            let (clauses, params) = filter.conditions();
+            let sql = format!(
+                "SELECT COUNT(*), MIN(id), MAX(id) FROM tasks {}",
+                where_sql(&clauses)
+            );
+            let (count, low, high): (i64, Option<i64>, Option<i64>) = self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(params), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            return Ok(HistoryExtent {
+                count: count.max(0) as u64,
+                ids: low.zip(high).map(|(l, h)| (TaskId(l), TaskId(h))),
+            });
+        }
+        let edge = |order: &str| -> Result<Option<TaskId>, StoreError> {
+            let (clauses, params) = filter.counted_conditions();
+            let sql = format!(
+                "SELECT id FROM tasks {} ORDER BY id {order} LIMIT 1",
+                where_sql(&clauses)
+            );
+            Ok(self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(params), |r| r.get(0))
+                .optional()?
+                .map(TaskId))
+        };
+        Ok(HistoryExtent {
+            count: self.history_count(filter)?,
+            ids: edge("ASC")?.zip(edge("DESC")?),
+        })
     }
 
     /// Task counts by project and status (the kept totals: no scan of the tasks).

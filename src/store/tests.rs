@@ -1,10 +1,10 @@
-//! The store on real SQLite files: the task totals the triggers keep, including the back-fill
-//! of a database made before them.
+//! The store on real SQLite files: history pages by key (both directions, filters, edges) and
+//! the task totals the triggers keep, including the back-fill of a database made before them.
 
 use chrono::Utc;
 use rusqlite::Connection;
 
-use super::{Actor, ClaimRules, HistoryFilter, Outcome, Store, schema};
+use super::{Actor, ClaimRules, HistoryExtent, HistoryFilter, Outcome, PageKey, Store, schema};
 use crate::model::{InstanceId, NewFile, NewTask, Status, TaskId};
 
 fn me() -> Actor {
@@ -53,6 +53,196 @@ fn set_status(store: &Store, id: TaskId, status: Status) {
             rusqlite::params![id.0, status.as_str()],
         )
         .unwrap();
+}
+
+/// Every task, newest first, straight from the table: what pages must add up to.
+fn all_ids(store: &Store, filter: &HistoryFilter) -> Vec<TaskId> {
+    let tasks = store
+        .history_page(&HistoryFilter::default(), PageKey::Newest, usize::MAX)
+        .unwrap();
+    tasks
+        .into_iter()
+        .filter(|t| filter.status.is_none_or(|s| t.status == s))
+        .filter(|t| filter.project.as_ref().is_none_or(|p| &t.project == p))
+        .filter(|t| {
+            filter
+                .text
+                .as_ref()
+                .is_none_or(|x| t.name.contains(x.as_str()) || t.project.contains(x.as_str()))
+        })
+        .map(|t| t.id)
+        .collect()
+}
+
+/// Walks history from `first` a page of `page` at a time; the ids in the order read.
+fn walk(store: &Store, filter: &HistoryFilter, first: PageKey, page: usize) -> Vec<TaskId> {
+    let mut key = first;
+    let mut seen = Vec::new();
+    loop {
+        let rows = store.history_page(filter, key, page).unwrap();
+        assert!(rows.len() <= page);
+        let Some(last) = rows.last() else { break };
+        key = match key {
+            PageKey::Newest | PageKey::Before(_) => PageKey::Before(last.id),
+            PageKey::Oldest | PageKey::After(_) => PageKey::After(last.id),
+        };
+        let short = rows.len() < page;
+        seen.extend(rows.iter().map(|t| t.id));
+        if short {
+            break;
+        }
+    }
+    seen
+}
+
+fn filters() -> Vec<HistoryFilter> {
+    let f = |status: Option<Status>, project: Option<&str>, text: Option<&str>| HistoryFilter {
+        status,
+        project: project.map(str::to_owned),
+        text: text.map(str::to_owned),
+    };
+    vec![
+        f(None, None, None),
+        f(Some(Status::Failed), None, None),
+        f(Some(Status::Queued), None, None),
+        f(None, Some("b"), None),
+        f(Some(Status::Completed), Some("a"), None),
+        f(None, None, Some("f1")),
+        f(Some(Status::Failed), Some("c"), Some("1")),
+        f(None, Some("nobody"), None),
+    ]
+}
+
+/// 41 tasks across three projects and four statuses.
+fn varied() -> (tempfile::TempDir, Store) {
+    let (dir, mut store) = store();
+    for (i, id) in add(&mut store, 41).into_iter().enumerate() {
+        let status = match i % 4 {
+            0 => Status::Completed,
+            1 => Status::Failed,
+            2 => Status::Cancelled,
+            _ => Status::Queued,
+        };
+        set_status(&store, id, status);
+    }
+    (dir, store)
+}
+
+#[test]
+fn pages_by_key_walk_all_of_history_both_ways_for_every_filter() {
+    let (_dir, store) = varied();
+    for filter in filters() {
+        let expected = all_ids(&store, &filter);
+        for page in [1, 4, 7, 100] {
+            let down = walk(&store, &filter, PageKey::Newest, page);
+            assert_eq!(down, expected, "newest first, page {page}, {filter:?}");
+            let mut up = walk(&store, &filter, PageKey::Oldest, page);
+            up.reverse();
+            assert_eq!(up, expected, "oldest first, page {page}, {filter:?}");
+        }
+    }
+}
+
+#[test]
+fn a_page_starts_right_after_its_key_and_stops_at_either_end() {
+    let (_dir, mut store) = store();
+    let ids = add(&mut store, 10);
+    let all = HistoryFilter::default();
+    let page = |key, limit| -> Vec<i64> {
+        let rows = store.history_page(&all, key, limit).unwrap();
+        rows.iter().map(|t| t.id.0).collect()
+    };
+    assert_eq!(ids.first(), Some(&TaskId(1)));
+    assert_eq!(page(PageKey::Newest, 3), [10, 9, 8]);
+    assert_eq!(page(PageKey::Oldest, 3), [1, 2, 3]);
+    assert_eq!(page(PageKey::Before(TaskId(6)), 3), [5, 4, 3]);
+    assert_eq!(page(PageKey::After(TaskId(6)), 3), [7, 8, 9]);
+    assert_eq!(
+        page(PageKey::Before(TaskId(3)), 5),
+        [2, 1],
+        "fewer than a page"
+    );
+    assert_eq!(
+        page(PageKey::After(TaskId(7)), 3),
+        [8, 9, 10],
+        "exactly a page"
+    );
+    assert!(
+        page(PageKey::After(TaskId(10)), 3).is_empty(),
+        "past the end"
+    );
+    assert!(
+        page(PageKey::Before(TaskId(1)), 3).is_empty(),
+        "past the start"
+    );
+    assert_eq!(
+        page(PageKey::Before(TaskId(1_000)), 2),
+        [10, 9],
+        "a key past the newest task"
+    );
+    assert!(page(PageKey::Newest, 0).is_empty());
+}
+
+#[test]
+fn an_empty_history_has_no_pages_no_count_and_no_ids() {
+    let (_dir, store) = store();
+    for filter in filters() {
+        for key in [
+            PageKey::Newest,
+            PageKey::Oldest,
+            PageKey::Before(TaskId(5)),
+            PageKey::After(TaskId(0)),
+        ] {
+            assert!(store.history_page(&filter, key, 10).unwrap().is_empty());
+        }
+        assert_eq!(store.history_count(&filter).unwrap(), 0);
+        assert_eq!(
+            store.history_extent(&filter).unwrap(),
+            HistoryExtent::default()
+        );
+    }
+    assert!(store.status_counts().unwrap().is_empty());
+}
+
+#[test]
+fn tasks_added_while_scrolling_neither_repeat_nor_hide_older_rows() {
+    let (_dir, mut store) = store();
+    add(&mut store, 12);
+    let all = HistoryFilter::default();
+    let first = store.history_page(&all, PageKey::Newest, 5).unwrap();
+    add(&mut store, 3);
+    let edge = first.last().unwrap().id;
+    let rest = walk(&store, &all, PageKey::Before(edge), 5);
+    let mut seen: Vec<i64> = first.iter().map(|t| t.id.0).collect();
+    seen.extend(rest.iter().map(|id| id.0));
+    assert_eq!(seen, (1..=12).rev().collect::<Vec<_>>());
+    let newer = store
+        .history_page(&all, PageKey::After(first[0].id), 5)
+        .unwrap();
+    let newer: Vec<i64> = newer.iter().map(|t| t.id.0).collect();
+    assert_eq!(
+        newer,
+        [13, 14, 15],
+        "the new rows are right above the old top"
+    );
+}
+
+#[test]
+fn the_extent_counts_a_filter_and_finds_its_lowest_and_highest_id() {
+    let (_dir, store) = varied();
+    for filter in filters() {
+        let ids = all_ids(&store, &filter);
+        let expected = HistoryExtent {
+            count: ids.len() as u64,
+            ids: ids.last().copied().zip(ids.first().copied()),
+        };
+        assert_eq!(
+            store.history_extent(&filter).unwrap(),
+            expected,
+            "{filter:?}"
+        );
+        assert_eq!(store.history_count(&filter).unwrap(), expected.count);
+    }
 }
 
 /// The kept totals against a `GROUP BY` over the tasks themselves.
