@@ -1,5 +1,7 @@
-//! Dashboard frame time: build a snapshot from a database of 1,000,000 tasks (1,000 running,
-//! 1,000 queued) and render it at 120×40 with `haul::tui::render_frame`. A plain binary
+//! Dashboard frame time on a database of 1,000,000 tasks (1,000 running, 1,000 queued), with
+//! history at the top, the middle and the end: `SnapshotSource::build` (the feed thread's work,
+//! off the render loop), with the history window reused and re-read by key, and one frame, the
+//! view model plus the draw at 120×40 (`haul::tui::render_frame`). A plain binary
 //! (`harness = false`), never run by `cargo test`.
 //!
 //! ```sh
@@ -16,8 +18,8 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use haul::config::Config;
 use haul::instance::{LivenessProbe, LocalInstance};
-use haul::model::Mode;
-use haul::snapshot::{HistoryOrder, HistoryQuery, SnapshotSource, ViewRequest};
+use haul::model::{Mode, TaskId};
+use haul::snapshot::{HistoryAnchor, HistoryOrder, HistoryQuery, SnapshotSource, ViewRequest};
 use haul::store::{HistoryFilter, ReadOnlyStore, Store};
 use haul::tui::{Access, FrameSpec, Pane, render_frame};
 
@@ -35,7 +37,7 @@ struct Opts {
 
 fn parse() -> Res<Opts> {
     let mut o = Opts {
-        db: PathBuf::from("/tmp/haul-bench-cache/store-v1-1000000.db"),
+        db: PathBuf::from("/tmp/haul-bench-cache/store-v2-1000000.db"),
         work: PathBuf::from("/dev/shm/haul-bench-frame"),
         tsv: None,
         runs: 31,
@@ -102,13 +104,16 @@ fn main() -> Res<()> {
         )?;
     }
     let reader = ReadOnlyStore::open(&db)?;
-    let total = reader.history_count(&HistoryFilter::default())?;
+    let extent = reader.history_extent(&HistoryFilter::default())?;
+    let (total, Some((low, high))) = (extent.count, extent.ids) else {
+        return Err("the database has no tasks".into());
+    };
     let probe = LivenessProbe::new(&db, Duration::from_secs(300));
     let mut source = SnapshotSource::new(reader, probe, Arc::new(Config::default()), None);
     let mut rows = String::from("group\tcase\tfs\truns\tmedian_ms\tmin_ms\tmax_ms\tnote\n");
     let mut report = |case: &str, times: &mut [Duration], note: &str| {
         let (med, min, max) = median_ms(times);
-        eprintln!("  frame  {case:<60} median {med:>9.3} ms (min {min:.3}, max {max:.3}) {note}");
+        eprintln!("  frame  {case:<72} median {med:>9.3} ms (min {min:.3}, max {max:.3}) {note}");
         let _ = writeln!(
             rows,
             "frame\t{case}\ttmpfs\t{}\t{med:.4}\t{min:.4}\t{max:.4}\t{note}",
@@ -122,7 +127,12 @@ fn main() -> Res<()> {
     println!(
         "| group | case | runs | median ms | min ms | max ms | note |\n|---|---|---|---|---|---|---|"
     );
-    for top in [0, total / 2] {
+    let middle = TaskId(low.0 + (high.0 - low.0) / 2);
+    for (depth, top) in [
+        ("top", HistoryAnchor::First),
+        ("middle", HistoryAnchor::At(middle)),
+        ("end", HistoryAnchor::Last),
+    ] {
         let request = ViewRequest {
             history: HistoryQuery {
                 filter: HistoryFilter::default(),
@@ -132,20 +142,28 @@ fn main() -> Res<()> {
             },
             detail: None,
         };
+        // The same request again, nothing committed: the history window is reused (a refresh
+        // while only the clock moved).
         let mut builds = Vec::new();
-        let mut rereads = Vec::new();
         let mut snapshot = None;
         for i in 0..o.runs + 2 {
-            // Same request, no commit in between: the history window is reused.
             let t = Instant::now();
             let s = source.build(&request, Utc::now())?;
             if i >= 2 {
                 builds.push(t.elapsed());
             }
             snapshot = Some(s);
-            // The window moved by one row: history is read again (as after a scroll).
+        }
+        // The window moves by a row each time (a scroll): history is read again, by key.
+        let mut rereads = Vec::new();
+        for i in 0..o.runs + 2 {
             let mut moved = request.clone();
-            moved.history.top = top + 1 + (i as u64 % 2);
+            let start = snapshot
+                .as_ref()
+                .and_then(|s| s.history.rows.get(1 + i % 2));
+            if let Some(task) = start {
+                moved.history.top = HistoryAnchor::At(task.id);
+            }
             let t = Instant::now();
             std::hint::black_box(source.build(&moved, Utc::now())?);
             if i >= 2 {
@@ -155,12 +173,12 @@ fn main() -> Res<()> {
         let Some(snapshot) = snapshot else { continue };
         let note = format!("{} active rows, {total} tasks", snapshot.active.len());
         report(
-            &format!("SnapshotSource::build, history top {top} (window cached)"),
+            &format!("SnapshotSource::build, history {depth} (window cached)"),
             &mut builds,
             &note,
         );
         report(
-            &format!("SnapshotSource::build, history top {top} (window re-read)"),
+            &format!("SnapshotSource::build, history {depth} (window re-read)"),
             &mut rereads,
             &note,
         );
@@ -185,7 +203,9 @@ fn main() -> Res<()> {
                 std::hint::black_box(buf);
             }
             report(
-                &format!("render_frame {pane:?} pane {WIDTH}x{HEIGHT}, history top {top}"),
+                &format!(
+                    "render_frame (view model + draw) {pane:?} pane {WIDTH}x{HEIGHT}, history {depth}"
+                ),
                 &mut renders,
                 "",
             );

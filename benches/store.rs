@@ -20,13 +20,14 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use haul::instance::{LivenessProbe, LocalInstance};
-use haul::model::{EventKind, Lease, Mode, NewFile, NewTask, Status};
-use haul::store::{Actor, ClaimRules, HistoryFilter, Outcome, Store, TaskProgress};
+use haul::model::{EventKind, Lease, Mode, NewFile, NewTask, Status, TaskId};
+use haul::store::{Actor, ClaimRules, HistoryFilter, Outcome, PageKey, Store, TaskProgress};
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// Bump when the generated database changes shape, so a stale cache is not reused.
-const CACHE_VERSION: u32 = 1;
+/// Bump when the generated database changes shape, so a stale cache is not reused
+/// (2: schema with the `task_counts` totals).
+const CACHE_VERSION: u32 = 2;
 /// Rows of a history page (a 120×40 dashboard shows about 30).
 const PAGE: usize = 50;
 
@@ -633,60 +634,126 @@ fn bench_big(o: &Opts, r: &mut Report) -> Res<()> {
         &times,
         format!("{n} rows"),
     );
+    // History pages by key, at the top, the middle and the end, as the dashboard reads them
+    // (the End key reads the oldest page; scrolling down reaches the last page by key).
     let all = HistoryFilter::default();
-    let total = store.history_count(&all)?;
-    for offset in [0, total / 2, total.saturating_sub(PAGE as u64)] {
-        let times = time_runs(2, runs, |_| {
-            let page = store.history_page(&all, offset, PAGE)?;
-            if page.is_empty() {
-                return Err("empty history page".into());
-            }
-            Ok(())
-        })?;
-        r.add(
-            "big",
-            format!("history_page offset {offset}, limit {PAGE}, {label} tasks"),
-            &times,
-            "",
-        );
-    }
     let failed = HistoryFilter {
         status: Some(Status::Failed),
         ..HistoryFilter::default()
     };
-    let times = time_runs(2, runs, |_| {
-        store.history_page(&failed, 0, PAGE)?;
-        Ok(())
-    })?;
-    r.add(
-        "big",
-        format!("history_page status=failed offset 0, {label} tasks"),
-        &times,
-        "",
-    );
+    let project = HistoryFilter {
+        project: Some("project-7".into()),
+        ..HistoryFilter::default()
+    };
+    let both = HistoryFilter {
+        status: Some(Status::Completed),
+        project: Some("project-7".into()),
+        ..HistoryFilter::default()
+    };
+    for (name, filter) in [
+        ("", &all),
+        ("status=failed ", &failed),
+        ("project=project-7 ", &project),
+        ("status=completed project=project-7 ", &both),
+    ] {
+        let extent = store.history_extent(filter)?;
+        let Some((low, high)) = extent.ids else {
+            return Err(format!("no task matches {filter:?}").into());
+        };
+        // The key of the last page: the id PAGE rows above the oldest match.
+        let oldest = store.history_page(filter, PageKey::Oldest, PAGE + 1)?;
+        let last_key = oldest.last().map_or(high, |t| t.id);
+        let middle = TaskId(low.0 + (high.0 - low.0) / 2);
+        for (case, key) in [
+            ("top: newest".to_owned(), PageKey::Newest),
+            (
+                format!("middle: before id {}", middle.0),
+                PageKey::Before(middle),
+            ),
+            (
+                format!("last page: before id {}", last_key.0),
+                PageKey::Before(last_key),
+            ),
+            ("end: oldest".to_owned(), PageKey::Oldest),
+        ] {
+            let times = time_runs(2, runs, |_| {
+                if store.history_page(filter, key, PAGE)?.is_empty() {
+                    return Err("empty history page".into());
+                }
+                Ok(())
+            })?;
+            r.add(
+                "big",
+                format!("history_page {name}{case}, limit {PAGE}, {label} tasks"),
+                &times,
+                format!("{} rows match", extent.count),
+            );
+        }
+    }
     let text = HistoryFilter {
         text: Some("dataset-99999".into()),
         ..HistoryFilter::default()
     };
     let times = time_runs(1, runs.min(5), |_| {
-        store.history_page(&text, 0, PAGE)?;
+        store.history_page(&text, PageKey::Newest, PAGE)?;
         Ok(())
     })?;
     r.add(
         "big",
-        format!("history_page text search, {label} tasks"),
+        format!("history_page text search top: newest, {label} tasks"),
         &times,
         "LIKE '%…%' on name/project",
     );
-    let times = time_runs(1, runs.min(9), |_| {
-        store.history_count(&all)?;
+
+    // Counts: kept totals without text (read on every refresh that saw a change), a scan
+    // with text (only when the filter or the tasks changed).
+    for (name, filter) in [
+        ("no filter", &all),
+        ("status=failed", &failed),
+        ("project=project-7", &project),
+    ] {
+        let mut total = 0;
+        let times = time_runs(2, runs, |_| {
+            total = store.history_count(filter)?;
+            Ok(())
+        })?;
+        r.add(
+            "big",
+            format!("history_count ({name}), {label} tasks"),
+            &times,
+            format!("{total} rows, from task_counts"),
+        );
+        let times = time_runs(2, runs, |_| {
+            store.history_extent(filter)?;
+            Ok(())
+        })?;
+        r.add(
+            "big",
+            format!("history_extent ({name}), {label} tasks"),
+            &times,
+            "count + lowest and highest id",
+        );
+    }
+    let mut total = 0;
+    let times = time_runs(1, runs.min(5), |_| {
+        total = store.history_count(&text)?;
         Ok(())
     })?;
     r.add(
         "big",
-        format!("history_count (no filter), {label} tasks"),
+        format!("history_count (text), {label} tasks"),
         &times,
-        format!("{total} rows"),
+        format!("{total} rows, a scan"),
+    );
+    let times = time_runs(2, runs, |_| {
+        store.status_counts()?;
+        Ok(())
+    })?;
+    r.add(
+        "big",
+        format!("status_counts (haul metrics), {label} tasks"),
+        &times,
+        "",
     );
 
     // A heartbeat tick of the live owner's tasks inside the big database.

@@ -17,7 +17,7 @@ use crate::health::{Assessed, Assessor};
 use crate::instance::LivenessProbe;
 use crate::model::{EventKind, FileEntry, Source, Status, Task, TaskEvent, TaskId};
 use crate::recovery::Verdict;
-use crate::store::{Actor, HistoryFilter, ReadOnlyStore, StoreError};
+use crate::store::{Actor, HistoryExtent, HistoryFilter, PageKey, ReadOnlyStore, StoreError};
 
 /// How many log lines a snapshot carries.
 const LOG_LINES: usize = 300;
@@ -101,34 +101,136 @@ pub enum HistoryOrder {
     OldestFirst,
 }
 
+impl HistoryOrder {
+    /// True when task `a` comes before task `b` in this order.
+    pub fn precedes(self, a: TaskId, b: TaskId) -> bool {
+        match self {
+            HistoryOrder::NewestFirst => a > b,
+            HistoryOrder::OldestFirst => a < b,
+        }
+    }
+}
+
+/// Where the visible history rows start. Rows are addressed by task id, never by row number,
+/// so a window deep in a million rows is read by key as fast as the first one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum HistoryAnchor {
+    /// At the first row of the order, which new tasks join when they sort first.
+    #[default]
+    First,
+    /// The last page of the order.
+    Last,
+    /// At this task, or the next one in the order when the filter no longer matches it.
+    At(TaskId),
+}
+
 /// Which part of history the dashboard shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryQuery {
     pub filter: HistoryFilter,
     pub order: HistoryOrder,
-    /// Position (in `order`) of the first visible row.
-    pub top: u64,
+    /// Where the visible rows start.
+    pub top: HistoryAnchor,
     /// Visible rows.
     pub rows: usize,
 }
 
-/// The loaded part of history: the visible rows plus a page either side.
+/// Where a row stands in its order, counted from 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowPosition {
+    Exact(u64),
+    /// Estimated from the row's id within the filter's range of ids: an exact figure would need
+    /// a count of every row before it.
+    About(u64),
+}
+
+impl Default for RowPosition {
+    fn default() -> RowPosition {
+        RowPosition::Exact(0)
+    }
+}
+
+impl RowPosition {
+    /// The position, exact or not.
+    pub fn value(self) -> u64 {
+        match self {
+            RowPosition::Exact(n) | RowPosition::About(n) => n,
+        }
+    }
+
+    /// The position `n` rows further on, just as exact.
+    pub fn plus(self, n: u64) -> RowPosition {
+        match self {
+            RowPosition::Exact(p) => RowPosition::Exact(p.saturating_add(n)),
+            RowPosition::About(p) => RowPosition::About(p.saturating_add(n)),
+        }
+    }
+}
+
+/// The loaded part of history: the visible rows plus up to a page either side.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HistoryWindow {
     pub filter: HistoryFilter,
     pub order: HistoryOrder,
+    /// The anchor the window was read around.
+    pub top: HistoryAnchor,
     /// Rows the filter matches.
     pub total: u64,
-    /// Position (in `order`) of `rows[0]`.
-    pub start: u64,
+    /// Where `rows[0]` stands in `order`; `Exact(0)` when no row comes before it.
+    pub start: RowPosition,
+    /// No row comes after the last one loaded.
+    pub at_end: bool,
+    /// In `order`.
     pub rows: Vec<Task>,
 }
 
 impl HistoryWindow {
-    /// The row at `position` (in `order`), if loaded.
-    pub fn get(&self, position: u64) -> Option<&Task> {
-        let index = usize::try_from(position.checked_sub(self.start)?).ok()?;
-        self.rows.get(index)
+    /// True when no row comes before `rows[0]`.
+    pub fn at_start(&self) -> bool {
+        self.start == RowPosition::Exact(0)
+    }
+
+    /// The index in `rows` of the first of `page` visible rows starting at `top`, if this window
+    /// holds that part of history. Near the end it keeps a full page in view.
+    pub fn locate(&self, top: HistoryAnchor, page: usize) -> Option<usize> {
+        let last_page = self.rows.len().saturating_sub(page);
+        match top {
+            HistoryAnchor::First => self.at_start().then_some(0),
+            HistoryAnchor::Last => self.at_end.then_some(last_page),
+            HistoryAnchor::At(id) => {
+                let holds_start = self.at_start()
+                    || self
+                        .rows
+                        .first()
+                        .is_some_and(|t| !self.order.precedes(id, t.id));
+                if !holds_start {
+                    return None;
+                }
+                let index = self
+                    .rows
+                    .iter()
+                    .position(|t| !self.order.precedes(t.id, id));
+                match index {
+                    Some(i) if self.at_end => Some(i.min(last_page)),
+                    Some(i) => Some(i),
+                    None => self.at_end.then_some(last_page),
+                }
+            }
+        }
+    }
+
+    /// The anchor that shows `rows[index]` first, with `page` rows visible: [`HistoryAnchor::First`]
+    /// or [`HistoryAnchor::Last`] when that is where it is, so the view follows new rows there.
+    pub fn anchor_at(&self, index: usize, page: usize) -> HistoryAnchor {
+        if index == 0 && self.at_start() {
+            return HistoryAnchor::First;
+        }
+        if self.at_end && index + page >= self.rows.len() {
+            return HistoryAnchor::Last;
+        }
+        self.rows
+            .get(index)
+            .map_or(HistoryAnchor::First, |t| HistoryAnchor::At(t.id))
     }
 }
 
@@ -319,10 +421,11 @@ pub struct SnapshotSource {
     history: Option<HistoryCache>,
 }
 
-/// The last history window read, for what and when.
+/// The last history window read, for what and when, with the extent of its filter.
 struct HistoryCache {
     query: HistoryQuery,
     at: Instant,
+    extent: HistoryExtent,
     window: HistoryWindow,
 }
 
@@ -434,9 +537,10 @@ impl SnapshotSource {
         }))
     }
 
-    /// The window around `query.top`. Every change of a task's state writes an event, so the
-    /// count is taken again only when the filter changed or events arrived; the rows also when
-    /// the window moved or is older than [`HISTORY_ROWS_MAX_AGE`] (bytes move without events).
+    /// The window around `q.top`. Every change of a task's state writes an event, so the
+    /// filter's extent (count and ids) is taken again only when the filter changed or events
+    /// arrived; the rows also when the window moved or is older than [`HISTORY_ROWS_MAX_AGE`]
+    /// (bytes move without events).
     fn history(&mut self, q: &HistoryQuery, changed: bool) -> Result<HistoryWindow, StoreError> {
         let cached = self.history.take();
         let same_filter =
@@ -447,36 +551,75 @@ impl SnapshotSource {
             self.history = cached;
             return Ok(window);
         }
-        let total = match cached.as_ref().filter(same_filter) {
-            Some(c) if !changed => c.window.total,
-            _ => self.reader.history_count(&q.filter)?,
+        let extent = match cached.as_ref().filter(same_filter) {
+            Some(c) if !changed => c.extent,
+            _ => self.reader.history_extent(&q.filter)?,
         };
-        let page = q.rows.max(1) as u64;
-        let start = q.top.saturating_sub(page).min(total);
-        let end = q.top.saturating_add(2 * page).min(total);
-        let len = usize::try_from(end - start).unwrap_or(usize::MAX);
-        let rows = match q.order {
-            HistoryOrder::NewestFirst => self.reader.history_page(&q.filter, start, len)?,
-            HistoryOrder::OldestFirst => {
-                let mut rows = self.reader.history_page(&q.filter, total - end, len)?;
-                rows.reverse();
-                rows
-            }
-        };
+        let (rows, at_start, at_end) = self.history_rows(q)?;
         let window = HistoryWindow {
             filter: q.filter.clone(),
             order: q.order,
-            total,
-            start,
+            top: q.top,
+            total: extent.count,
+            start: start_position(q.order, &extent, &rows, at_start, at_end),
+            at_end,
             rows,
         };
-        let at = Instant::now();
         self.history = Some(HistoryCache {
             query: q.clone(),
-            at,
+            at: Instant::now(),
+            extent,
             window: window.clone(),
         });
         Ok(window)
+    }
+
+    /// The rows from a page before `q.top` to a page after the visible ones, in `q.order`, and
+    /// whether they reach the start and the end. Each side is read by key, one row more than it
+    /// keeps, to tell "exactly a page left" from "more".
+    fn history_rows(&self, q: &HistoryQuery) -> Result<(Vec<Task>, bool, bool), StoreError> {
+        let page = q.rows.max(1);
+        let read = |key: PageKey, keep: usize| -> Result<(Vec<Task>, bool), StoreError> {
+            let mut rows = self.reader.history_page(&q.filter, key, keep + 1)?;
+            let all = rows.len() <= keep;
+            rows.truncate(keep);
+            Ok((rows, all))
+        };
+        let newest_first = q.order == HistoryOrder::NewestFirst;
+        let (first, last) = if newest_first {
+            (PageKey::Newest, PageKey::Oldest)
+        } else {
+            (PageKey::Oldest, PageKey::Newest)
+        };
+        Ok(match q.top {
+            HistoryAnchor::First => {
+                let (rows, at_end) = read(first, 2 * page)?;
+                (rows, true, at_end)
+            }
+            HistoryAnchor::Last => {
+                let (mut rows, at_start) = read(last, 2 * page)?;
+                rows.reverse();
+                (rows, at_start, true)
+            }
+            HistoryAnchor::At(id) => {
+                let (from, behind) = if newest_first {
+                    (
+                        PageKey::Before(TaskId(id.0.saturating_add(1))),
+                        PageKey::After(id),
+                    )
+                } else {
+                    (
+                        PageKey::After(TaskId(id.0.saturating_sub(1))),
+                        PageKey::Before(id),
+                    )
+                };
+                let (mut rows, at_start) = read(behind, page)?;
+                rows.reverse();
+                let (after, at_end) = read(from, 2 * page)?;
+                rows.extend(after);
+                (rows, at_start, at_end)
+            }
+        })
     }
 
     /// Appends events newer than the last one seen, keeping the newest; true if there were any.
@@ -490,4 +633,42 @@ impl SnapshotSource {
         }
         Ok(any)
     }
+}
+
+/// Where `rows[0]` stands in `order`: exact at either end, or when every id between the filter's
+/// lowest and highest matches it (then it is arithmetic on ids, as for all of history, since
+/// tasks are never deleted); otherwise interpolated on ids, at least one row from either end.
+fn start_position(
+    order: HistoryOrder,
+    extent: &HistoryExtent,
+    rows: &[Task],
+    at_start: bool,
+    at_end: bool,
+) -> RowPosition {
+    let len = rows.len() as u64;
+    if at_start {
+        return RowPosition::Exact(0);
+    }
+    if at_end {
+        return RowPosition::Exact(extent.count.saturating_sub(len).max(1));
+    }
+    let (Some(first), Some((low, high))) = (rows.first(), extent.ids) else {
+        return RowPosition::About(1);
+    };
+    let from_edge = match order {
+        HistoryOrder::NewestFirst => high.0.saturating_sub(first.id.0),
+        HistoryOrder::OldestFirst => first.id.0.saturating_sub(low.0),
+    }
+    .max(0) as u64;
+    let span = high.0.saturating_sub(low.0).max(0) as u64;
+    if span.checked_add(1) == Some(extent.count) {
+        return RowPosition::Exact(from_edge.max(1));
+    }
+    let estimate = if span == 0 {
+        0.0
+    } else {
+        from_edge as f64 / span as f64 * extent.count.saturating_sub(1) as f64
+    };
+    let most = extent.count.saturating_sub(len + 1).max(1);
+    RowPosition::About((estimate.round() as u64).clamp(1, most))
 }

@@ -11,7 +11,7 @@ use crate::error::{EXIT_OK, Error};
 use crate::health::Assessor;
 use crate::model::{Source, Status};
 use crate::output::{TaskJson, task_table};
-use crate::store::{HistoryFilter, ReadOnlyStore};
+use crate::store::{HistoryFilter, PageKey, ReadOnlyStore};
 
 /// How often `--watch` looks for changes.
 const WATCH_POLL: Duration = Duration::from_millis(500);
@@ -57,7 +57,7 @@ fn rows(
     let probe = ctx.probe();
     let mut assessor = Assessor::new(reader, &probe, &ctx.config, Utc::now());
     let mut rows = Vec::new();
-    for task in reader.history_page(filter, 0, limit)? {
+    for task in reader.history_page(filter, PageKey::Newest, limit)? {
         rows.push(TaskJson::new(&assessor.assess(task)?, Source::Database));
     }
     Ok(rows)

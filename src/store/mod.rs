@@ -11,6 +11,8 @@ mod notifications;
 mod reads;
 mod rows;
 mod schema;
+#[cfg(test)]
+mod tests;
 mod writes;
 
 use std::fs::OpenOptions;
@@ -26,7 +28,7 @@ pub use claim::ClaimRules;
 pub use control::{CancelOutcome, RestartOutcome};
 pub use heartbeat::{HeartbeatReply, TaskProgress};
 pub use notifications::{Notification, NotifyKind};
-pub use reads::{HistoryFilter, StatusCount};
+pub use reads::{HistoryExtent, HistoryFilter, PageKey, StatusCount};
 pub use writes::{Actor, Outcome};
 
 /// Prepared statements kept per connection: more than the store has distinct statements, so

@@ -23,8 +23,36 @@ pub struct StatusCount {
     pub count: u64,
 }
 
+/// Where a history page starts, by task id (keyset pagination): a page deep in history costs
+/// what the first page costs, because no `OFFSET` steps over the rows before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageKey {
+    /// The newest tasks, newest first.
+    Newest,
+    /// The oldest tasks, oldest first.
+    Oldest,
+    /// Tasks older than this id, newest first.
+    Before(TaskId),
+    /// Tasks newer than this id, oldest first.
+    After(TaskId),
+}
+
+/// How many tasks a filter matches, and the lowest and highest of their ids.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryExtent {
+    pub count: u64,
+    /// `(lowest, highest)`; `None` when nothing matches.
+    pub ids: Option<(TaskId, TaskId)>,
+}
+
 impl HistoryFilter {
-    fn where_clause(&self) -> (String, Vec<Value>) {
+    /// The text to match, when there is any.
+    fn text(&self) -> Option<&str> {
+        self.text.as_deref().filter(|t| !t.is_empty())
+    }
+
+    /// The conditions on `status` and `project` (columns of both `tasks` and `task_counts`).
+    fn counted_conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
         let mut clauses = Vec::new();
         let mut params = Vec::new();
         if let Some(status) = self.status {
@@ -35,7 +63,13 @@ impl HistoryFilter {
             clauses.push("project = ?");
             params.push(Value::Text(project.clone()));
         }
-        if let Some(text) = self.text.as_ref().filter(|t| !t.is_empty()) {
+        (clauses, params)
+    }
+
+    /// Every condition on `tasks`.
+    fn conditions(&self) -> (Vec<&'static str>, Vec<Value>) {
+        let (mut clauses, mut params) = self.counted_conditions();
+        if let Some(text) = self.text() {
             clauses.push("(name LIKE ? ESCAPE '\\' OR project LIKE ? ESCAPE '\\')");
             let escaped = text
                 .replace('\\', "\\\\")
@@ -45,11 +79,16 @@ impl HistoryFilter {
             params.push(Value::Text(pattern.clone()));
             params.push(Value::Text(pattern));
         }
-        if clauses.is_empty() {
-            (String::new(), params)
-        } else {
-            (format!("WHERE {}", clauses.join(" AND ")), params)
-        }
+        (clauses, params)
+    }
+}
+
+/// `WHERE a AND b`, or nothing.
+fn where_sql(clauses: &[&str]) -> String {
+    if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
     }
 }
 
@@ -104,14 +143,17 @@ impl Reader {
         Ok(events)
     }
 
-    /// Queued, running and interrupted tasks, oldest first.
+    /// Queued, running and interrupted tasks, oldest first. Sorted here, not by SQLite: the
+    /// `tasks_unfinished` index gives them by status, and sorting the wide rows in a temporary
+    /// b-tree costs twice what reading them does.
     pub fn unfinished(&self) -> Result<Vec<Task>, StoreError> {
         let sql = format!(
-            "SELECT {} FROM tasks WHERE status IN ('queued', 'running', 'interrupted') ORDER BY id",
+            "SELECT {} FROM tasks WHERE status IN ('queued', 'running', 'interrupted')",
             rows::TASK_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let tasks = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        let mut tasks: Vec<Task> = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        tasks.sort_unstable_by_key(|t| t.id);
         Ok(tasks)
     }
 
@@ -136,20 +178,35 @@ impl Reader {
             .query_row([resume_interrupted], |r| r.get(0))?)
     }
 
-    /// One page of history, newest first.
+    /// Up to `limit` tasks the filter matches, from `key` on, in the key's order (newest first
+    /// for [`PageKey::Newest`] and [`PageKey::Before`], oldest first otherwise).
     pub fn history_page(
         &self,
         filter: &HistoryFilter,
-        offset: u64,
+        key: PageKey,
         limit: usize,
     ) -> Result<Vec<Task>, StoreError> {
-        let (clause, mut params) = filter.where_clause();
+        let (mut clauses, mut params) = filter.conditions();
+        let order = match key {
+            PageKey::Newest => "DESC",
+            PageKey::Oldest => "ASC",
+            PageKey::Before(id) => {
+                clauses.push("id < ?");
+                params.push(Value::Integer(id.0));
+                "DESC"
+            }
+            PageKey::After(id) => {
+                clauses.push("id > ?");
+                params.push(Value::Integer(id.0));
+                "ASC"
+            }
+        };
         let sql = format!(
-            "SELECT {} FROM tasks {clause} ORDER BY id DESC LIMIT ? OFFSET ?",
-            rows::TASK_COLUMNS
+            "SELECT {} FROM tasks {} ORDER BY id {order} LIMIT ?",
+            rows::TASK_COLUMNS,
+            where_sql(&clauses)
         );
-        params.push(Value::Integer(limit as i64));
-        params.push(Value::Integer(offset as i64));
+        params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let tasks = stmt
             .query_map(params_from_iter(params), rows::task)?
@@ -157,10 +214,21 @@ impl Reader {
         Ok(tasks)
     }
 
-    /// How many tasks the filter matches.
+    /// How many tasks the filter matches. Without text this sums the kept per-project,
+    /// per-status totals (a few rows, however many tasks there are); text is matched row by row.
     pub fn history_count(&self, filter: &HistoryFilter) -> Result<u64, StoreError> {
-        let (clause, params) = filter.where_clause();
-        let sql = format!("SELECT COUNT(*) FROM tasks {clause}");
+        let (sql, params) = if filter.text().is_some() {
+            let (clauses, params) = filter.conditions();
+            let sql = format!("SELECT COUNT(*) FROM tasks {}", where_sql(&clauses));
+            (sql, params)
+        } else {
+            let (clauses, params) = filter.counted_conditions();
+            let sql = format!(
+                "SELECT COALESCE(SUM(n), 0) FROM task_counts {}",
+                where_sql(&clauses)
+            );
+            (sql, params)
+        };
         let count: i64 = self
             .conn
             .prepare_cached(&sql)?
@@ -168,10 +236,50 @@ impl Reader {
         Ok(count.max(0) as u64)
     }
 
-    /// Task counts by project and status.
+    /// How many tasks the filter matches and their lowest and highest ids: the count as
+    /// [`Reader::history_count`] takes it, the ids from an index (by status or project) or the
+    /// table's key; with text, all three in the one pass over the rows.
+    pub fn history_extent(&self, filter: &HistoryFilter) -> Result<HistoryExtent, StoreError> {
+        if filter.text().is_some() {
+            let (clauses, params) = filter.conditions();
+            let sql = format!(
+                "SELECT COUNT(*), MIN(id), MAX(id) FROM tasks {}",
+                where_sql(&clauses)
+            );
+            let (count, low, high): (i64, Option<i64>, Option<i64>) = self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(params), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+            return Ok(HistoryExtent {
+                count: count.max(0) as u64,
+                ids: low.zip(high).map(|(l, h)| (TaskId(l), TaskId(h))),
+            });
+        }
+        let edge = |order: &str| -> Result<Option<TaskId>, StoreError> {
+            let (clauses, params) = filter.counted_conditions();
+            let sql = format!(
+                "SELECT id FROM tasks {} ORDER BY id {order} LIMIT 1",
+                where_sql(&clauses)
+            );
+            Ok(self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row(params_from_iter(params), |r| r.get(0))
+                .optional()?
+                .map(TaskId))
+        };
+        Ok(HistoryExtent {
+            count: self.history_count(filter)?,
+            ids: edge("ASC")?.zip(edge("DESC")?),
+        })
+    }
+
+    /// Task counts by project and status (the kept totals: no scan of the tasks).
     pub fn status_counts(&self) -> Result<Vec<StatusCount>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT project, status, COUNT(*) FROM tasks GROUP BY project, status ORDER BY 1, 2",
+            "SELECT project, status, n FROM task_counts WHERE n > 0 ORDER BY project, status",
         )?;
         let counts = stmt
             .query_map([], |r| {

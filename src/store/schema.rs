@@ -103,6 +103,32 @@ CREATE TABLE notifications (
 CREATE INDEX notifications_open ON notifications(state) WHERE state IN ('pending', 'sending');
 "#,
     r#"
+-- Tasks by project and status, kept by triggers, so totals never scan the tasks table: the
+-- dashboard's counts (all, by status, by project) and `haul metrics` read these few rows.
+CREATE TABLE task_counts (
+    project  TEXT NOT NULL,
+    status   TEXT NOT NULL,
+    n        INTEGER NOT NULL,
+    PRIMARY KEY (project, status)
+) WITHOUT ROWID;
+INSERT INTO task_counts (project, status, n)
+    SELECT project, status, COUNT(*) FROM tasks GROUP BY project, status;
+CREATE TRIGGER task_counts_insert AFTER INSERT ON tasks BEGIN
+    INSERT INTO task_counts (project, status, n) VALUES (new.project, new.status, 1)
+        ON CONFLICT (project, status) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER task_counts_update AFTER UPDATE OF project, status ON tasks
+    WHEN old.project IS NOT new.project OR old.status IS NOT new.status BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE project = old.project AND status = old.status;
+    INSERT INTO task_counts (project, status, n) VALUES (new.project, new.status, 1)
+        ON CONFLICT (project, status) DO UPDATE SET n = n + 1;
+END;
+-- haul never deletes tasks; a row removed by hand still leaves the counts right.
+CREATE TRIGGER task_counts_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_counts SET n = n - 1 WHERE project = old.project AND status = old.status;
+END;
+"#,
+    r#"
 -- Every heartbeat rewrites updated_at; with it in an index, each tick moved one index entry
 -- per running task. Unfinished rows are found through tasks_status_id instead.
 DROP INDEX tasks_unfinished;
@@ -164,6 +190,11 @@ pub fn configure_reader(conn: &Connection) -> Result<(), StoreError> {
 
 /// Applies every migration not applied yet, each in its own immediate transaction.
 pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    migrate_to(conn, MIGRATIONS.len())
+}
+
+/// Applies the migrations not applied yet up to schema version `target`.
+pub(super) fn migrate_to(conn: &mut Connection, target: usize) -> Result<(), StoreError> {
     let current: usize = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if current > MIGRATIONS.len() {
         return Err(StoreError::Unsupported(format!(
@@ -172,7 +203,7 @@ pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             MIGRATIONS.len()
         )));
     }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (version, sql) in MIGRATIONS.iter().enumerate().take(target).skip(current) {
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         // Another process may have migrated while we waited for the lock.
         let now: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;

@@ -11,7 +11,9 @@ use super::action::Command;
 use super::event::Event;
 use super::prompt::Prompt;
 use crate::model::{Status, TaskId};
-use crate::snapshot::{ActiveRow, HistoryOrder, HistoryQuery, Snapshot, ViewRequest};
+use crate::snapshot::{
+    ActiveRow, HistoryAnchor, HistoryOrder, HistoryQuery, Snapshot, ViewRequest,
+};
 use crate::store::HistoryFilter;
 
 /// Whether the dashboard may write.
@@ -93,14 +95,16 @@ pub struct Selection {
     pub id: Option<TaskId>,
 }
 
-/// The history view: filter, order, first visible row and selected row (absolute positions).
+/// The history view: filter, order, where the visible rows start (by task id, see
+/// [`HistoryAnchor`]) and which of them is selected.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryView {
     pub filter_text: String,
     pub filter: HistoryFilter,
     pub order: HistoryOrder,
-    pub top: u64,
-    pub selected: u64,
+    pub top: HistoryAnchor,
+    /// The selected row, counted from the first visible one.
+    pub selected: usize,
 }
 
 /// How serious a status line is.

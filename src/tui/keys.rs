@@ -8,7 +8,7 @@ use super::app::{Access, App, DetailView, HistoryView, Level, Pane};
 use super::keymap;
 use super::nav::Move;
 use super::prompt::{self, Confirmed, InputKind, Outcome, Prompt};
-use crate::snapshot::HistoryOrder;
+use crate::snapshot::{HistoryAnchor, HistoryOrder};
 
 impl App {
     pub(super) fn on_key(&mut self, key: KeyEvent) -> Vec<Command> {
@@ -138,7 +138,7 @@ impl App {
                     HistoryOrder::NewestFirst => HistoryOrder::OldestFirst,
                     HistoryOrder::OldestFirst => HistoryOrder::NewestFirst,
                 };
-                self.history.top = 0;
+                self.history.top = HistoryAnchor::First;
                 self.history.selected = 0;
                 self.sync_request()
             }
@@ -187,7 +187,7 @@ impl App {
                         filter_text: text.trim().to_owned(),
                         filter,
                         order: self.history.order,
-                        top: 0,
+                        top: HistoryAnchor::First,
                         selected: 0,
                     };
                     self.pane = Pane::History;

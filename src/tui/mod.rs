@@ -210,7 +210,7 @@ pub struct FrameSpec {
 }
 
 /// Renders one frame of `snapshot` into a new buffer, exactly as the dashboard would show it
-/// with `spec.pane` in front (times in UTC), History scrolled to the window the snapshot holds.
+/// with `spec.pane` in front (times in UTC), History at the anchor its window was read for.
 /// For render tests and frame-time benchmarks.
 pub fn render_frame(snapshot: Arc<Snapshot>, spec: &FrameSpec) -> Buffer {
     let size = (spec.width, spec.height);
@@ -223,15 +223,10 @@ pub fn render_frame(snapshot: Arc<Snapshot>, spec: &FrameSpec) -> Buffer {
     );
     app.pane = spec.pane;
     let window = &snapshot.history;
-    // The window holds a page either side of the rows the request asked for.
-    let top = match window.start {
-        0 => 0,
-        start => start + window.rows.len() as u64 / 3,
-    };
     app.history.filter = window.filter.clone();
     app.history.order = window.order;
-    app.history.top = top;
-    app.history.selected = top;
+    app.history.top = window.top;
+    app.history.selected = 0;
     app.update(Event::Snapshot(snapshot));
     let theme = if spec.colour {
         Theme::colour()

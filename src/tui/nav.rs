@@ -1,9 +1,10 @@
 //! Moving around: selections in each pane (kept on their task when rows move), history
-//! scrolling by absolute position, and detail scrolling.
+//! scrolling within the loaded window (by task id, never by row number), and detail scrolling.
 
 use super::action::Command;
 use super::app::{App, Pane, Selection};
-use crate::model::TaskId;
+use crate::model::{Task, TaskId};
+use crate::snapshot::{HistoryAnchor, HistoryWindow};
 
 /// Where a move goes.
 #[derive(Debug, Clone, Copy)]
@@ -30,10 +31,9 @@ impl App {
                 .attention
                 .get(self.stale.index)
                 .map(|r| (r.id, r.name.clone())),
-            Pane::History => s
-                .history
+            Pane::History => self
+                .history_rows()
                 .get(self.history.selected)
-                .filter(|_| s.history.filter == self.history.filter)
                 .map(|t| (t.id, t.name.clone())),
             Pane::Log => s
                 .log
@@ -79,22 +79,81 @@ impl App {
                 self.log = Selection { index, id: None };
             }
             Pane::History => {
-                self.history.selected =
-                    step(self.history.selected, self.snapshot.history.total, to);
-                self.scroll_history_to_selection();
+                self.scroll_history(to);
                 return self.sync_request();
             }
         }
         Vec::new()
     }
 
-    pub(super) fn scroll_history_to_selection(&mut self) {
-        let page = self.page().max(1) as u64;
-        let h = &mut self.history;
-        if h.selected < h.top {
-            h.top = h.selected;
-        } else if h.selected >= h.top + page {
-            h.top = h.selected + 1 - page;
+    /// The loaded history window, when it is for the view's filter and order.
+    pub(super) fn history_window(&self) -> Option<&HistoryWindow> {
+        let window = &self.snapshot.history;
+        (window.filter == self.history.filter && window.order == self.history.order)
+            .then_some(window)
+    }
+
+    /// The index of the first visible history row in the window, when the window holds it.
+    pub(super) fn history_top(&self) -> Option<usize> {
+        self.history_window()?.locate(self.history.top, self.page())
+    }
+
+    /// The visible history rows (none until the window for them arrived).
+    pub(super) fn history_rows(&self) -> &[Task] {
+        match (self.history_window(), self.history_top()) {
+            (Some(window), Some(top)) => {
+                let rows = &window.rows[top.min(window.rows.len())..];
+                &rows[..rows.len().min(self.page())]
+            }
+            _ => &[],
+        }
+    }
+
+    /// Moves the history selection. Home and End are anchors of their own; steps move within
+    /// the loaded window, which holds a page either side of the visible rows, and the view
+    /// scrolls by re-anchoring on the id of its new first row.
+    fn scroll_history(&mut self, to: Move) {
+        let page = self.page().max(1);
+        match to {
+            Move::Top => {
+                self.history.top = HistoryAnchor::First;
+                self.history.selected = 0;
+                return;
+            }
+            Move::Bottom => {
+                self.history.top = HistoryAnchor::Last;
+                self.history.selected = page - 1;
+                self.clamp_history_selection();
+                return;
+            }
+            Move::By(_) => {}
+        }
+        let Some(top) = self.history_top() else {
+            return;
+        };
+        let window = &self.snapshot.history;
+        let len = window.rows.len();
+        let Some(last) = len.checked_sub(1) else {
+            return;
+        };
+        let from = (top + self.history.selected).min(last);
+        let target = step(from as u64, len as u64, to) as usize;
+        let top = if target < top {
+            target
+        } else if target >= top + page {
+            target + 1 - page
+        } else {
+            top
+        };
+        self.history.top = window.anchor_at(top, page);
+        self.history.selected = target - top;
+    }
+
+    /// Keeps the history selection on a visible row.
+    fn clamp_history_selection(&mut self) {
+        if self.history_top().is_some() {
+            let visible = self.history_rows().len();
+            self.history.selected = self.history.selected.min(visible.saturating_sub(1));
         }
     }
 
@@ -128,11 +187,7 @@ impl App {
             .log
             .index
             .min(self.snapshot.log.len().saturating_sub(1));
-        let window = &self.snapshot.history;
-        if window.filter == self.history.filter && window.order == self.history.order {
-            self.history.selected = self.history.selected.min(window.total.saturating_sub(1));
-            self.scroll_history_to_selection();
-        }
+        self.clamp_history_selection();
     }
 }
 

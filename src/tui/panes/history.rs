@@ -9,7 +9,7 @@ use ratatui::widgets::{Cell, Row};
 use super::{Column, List, safe, thousands, title};
 use crate::model::Task;
 use crate::output::format_progress;
-use crate::snapshot::HistoryOrder;
+use crate::snapshot::{HistoryOrder, RowPosition};
 use crate::tui::app::App;
 use crate::tui::theme::Theme;
 
@@ -37,19 +37,16 @@ const COLUMNS: [Column<Col>; 7] = [
 /// Draws the History pane.
 pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
     let columns = super::fit(&COLUMNS, area.width.saturating_sub(2));
-    let window = &app.snapshot.history;
     let view = &app.history;
-    let current = window.filter == view.filter && window.order == view.order;
-    let total = if current { window.total } else { 0 };
-    let page = app.page() as u64;
-    let end = (view.top + page).min(total);
-    let rows: Vec<Row> = (view.top..end)
-        .map(|position| {
-            let row = match window.get(position) {
-                Some(task) => Row::new(columns.iter().map(|c| cell(app, theme, task, c))),
-                None => Row::new([Cell::from(Span::styled("…", theme.dim))]),
-            };
-            if position == view.selected {
+    let window = app.history_window();
+    let top = app.history_top();
+    let visible = app.history_rows();
+    let rows: Vec<Row> = visible
+        .iter()
+        .enumerate()
+        .map(|(i, task)| {
+            let row = Row::new(columns.iter().map(|c| cell(app, theme, task, c)));
+            if i == view.selected {
                 row.style(theme.selected)
             } else {
                 row
@@ -60,27 +57,36 @@ pub fn render(app: &App, theme: &Theme, area: Rect, buf: &mut Buffer) {
         HistoryOrder::NewestFirst => "newest first",
         HistoryOrder::OldestFirst => "oldest first",
     };
-    let shown = if end > view.top {
-        format!(
-            "{}–{} of {}",
-            thousands(view.top + 1),
-            thousands(end),
-            thousands(total)
-        )
-    } else {
-        format!("0 of {}", thousands(total))
+    let shown = match (window, top) {
+        (Some(w), Some(top)) if !visible.is_empty() => {
+            let first = w.start.plus(top as u64);
+            let about = if matches!(first, RowPosition::About(_)) {
+                "≈"
+            } else {
+                ""
+            };
+            format!(
+                "{about}{}–{} of {}",
+                thousands(first.value() + 1),
+                thousands(first.value() + visible.len() as u64),
+                thousands(w.total)
+            )
+        }
+        (Some(w), Some(_)) => format!("0 of {}", thousands(w.total)),
+        (Some(w), None) => format!("… of {}", thousands(w.total)),
+        (None, _) => "…".to_owned(),
     };
     let filter = if view.filter_text.is_empty() {
         String::new()
     } else {
         format!(" · filter: {}", safe(&view.filter_text))
     };
-    let footer = match window.get(view.selected).filter(|_| current) {
+    let footer = match visible.get(view.selected) {
         Some(task) => footer(theme, task),
         None => Vec::new(),
     };
     let rest = format!("{order} · {shown}{filter}");
-    let empty = if current {
+    let empty = if top.is_some() {
         "No task matches."
     } else {
         "loading…"

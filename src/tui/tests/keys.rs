@@ -4,7 +4,7 @@ use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 
 use super::{fixture, now};
 use crate::model::{Status, TaskId};
-use crate::snapshot::HistoryOrder;
+use crate::snapshot::{HistoryAnchor, HistoryOrder};
 use crate::tui::Event;
 use crate::tui::action::{Command, Op};
 use crate::tui::app::{Access, ActiveSort, App, Pane};
@@ -122,24 +122,40 @@ fn the_filter_goes_to_history_and_asks_for_a_new_window() {
 }
 
 #[test]
-fn history_scrolls_by_window_through_a_million_rows() {
+fn history_scrolls_by_task_id_through_a_million_rows() {
     let mut app = app(Access::ReadWrite);
     press(&mut app, KeyCode::Tab);
     press(&mut app, KeyCode::Tab);
     assert_eq!(app.pane, Pane::History);
-    let page = app.page() as u64;
+    let page = app.page();
+    press(&mut app, KeyCode::Char('j'));
+    assert_eq!(app.selected().map(|s| s.0), Some(TaskId(999_999)));
+    assert_eq!(app.history.top, HistoryAnchor::First, "no scroll yet");
     let commands = press(&mut app, KeyCode::PageDown);
-    assert_eq!(app.history.selected, page);
+    assert_eq!(
+        app.selected().map(|s| s.0),
+        Some(TaskId(1_000_000 - 1 - page as i64))
+    );
     let Some(Command::Request(request)) = commands.first() else {
         panic!("{commands:?}")
     };
-    assert_eq!(request.history.top, 1);
-    assert_eq!(request.history.rows, page as usize);
+    assert_eq!(
+        request.history.top,
+        HistoryAnchor::At(TaskId(999_998)),
+        "the view scrolled by two rows and asks for the window around its new first row"
+    );
+    assert_eq!(request.history.rows, page);
+    assert_eq!(app.history.selected, page - 1);
     press(&mut app, KeyCode::Char('G'));
-    assert_eq!(app.history.selected, 999_999);
-    assert_eq!(app.history.top, 1_000_000 - page);
+    assert_eq!(app.history.top, HistoryAnchor::Last);
+    assert_eq!(app.history.selected, page - 1);
+    assert_eq!(app.selected(), None, "the last page is not loaded yet");
     press(&mut app, KeyCode::Char('g'));
-    assert_eq!((app.history.selected, app.history.top), (0, 0));
+    assert_eq!(
+        (app.history.selected, app.history.top),
+        (0, HistoryAnchor::First)
+    );
+    assert_eq!(app.selected().map(|s| s.0), Some(TaskId(1_000_000)));
     press(&mut app, KeyCode::Char('s'));
     assert_eq!(app.history.order, HistoryOrder::OldestFirst);
 }

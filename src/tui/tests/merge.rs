@@ -1,10 +1,7 @@
-//! The memory ∪ database merge behind the Active and Stale panes, and a real database behind
-//! the history window.
+//! The memory ∪ database merge behind the Active and Stale panes.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
-
-use chrono::Utc;
 
 use super::{now, task};
 use crate::engine::{EngineEvent, Notice, TaskView};
@@ -223,68 +220,4 @@ fn the_log_merges_both_sources_newest_first() {
             ("claimed", LogOrigin::Database)
         ]
     );
-}
-
-#[test]
-fn the_history_window_is_read_from_a_real_database_a_window_at_a_time() {
-    use crate::config::Config;
-    use crate::instance::LivenessProbe;
-    use crate::model::{NewFile, NewTask};
-    use crate::snapshot::{HistoryOrder, HistoryQuery, SnapshotSource, ViewRequest};
-    use crate::store::{ReadOnlyStore, Store};
-    use std::sync::Arc;
-
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("haul.db");
-    let mut store = Store::open(&db).unwrap();
-    for i in 0..50 {
-        let file = NewFile {
-            url: format!("http://x/{i}.bin"),
-            name: format!("{i}.bin"),
-            sha256_expected: None,
-        };
-        let new = NewTask {
-            project: "p".into(),
-            dest_dir: "/d".into(),
-            files: vec![file],
-        };
-        store.add_task(&new, "x", Utc::now(), &me()).unwrap();
-    }
-    let reader = ReadOnlyStore::open(&db).unwrap();
-    let probe = LivenessProbe::new(&db, std::time::Duration::from_secs(300));
-    let mut source = SnapshotSource::new(reader, probe, Arc::new(Config::default()), None);
-    let mut request = ViewRequest {
-        history: HistoryQuery {
-            top: 20,
-            rows: 5,
-            ..HistoryQuery::default()
-        },
-        detail: Some(TaskId(7)),
-    };
-    let s = source.build(&request, Utc::now()).unwrap();
-    assert_eq!(s.history.total, 50);
-    assert_eq!(
-        (s.history.start, s.history.rows.len()),
-        (15, 15),
-        "a page either side, no more"
-    );
-    assert_eq!(
-        s.history.get(20).map(|t| t.id),
-        Some(TaskId(30)),
-        "newest first"
-    );
-    assert_eq!(s.active.len(), 50, "queued tasks are active");
-    assert_eq!(s.detail.as_ref().map(|d| d.files.len()), Some(1));
-    assert!(
-        s.log.iter().any(|l| l.origin == LogOrigin::Database),
-        "added events are logged"
-    );
-    request.history.order = HistoryOrder::OldestFirst;
-    let s = source.build(&request, Utc::now()).unwrap();
-    assert_eq!(
-        s.history.get(20).map(|t| t.id),
-        Some(TaskId(21)),
-        "oldest first"
-    );
-    assert_eq!(s.history.get(15).map(|t| t.id), Some(TaskId(16)));
 }

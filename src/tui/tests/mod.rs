@@ -1,6 +1,7 @@
 //! Dashboard tests over a fixed snapshot: rendering (insta, TestBackend), keys, and the
 //! memory ∪ database merge. The clock is fixed, so no frame holds a changing time.
 
+mod history;
 mod keys;
 mod merge;
 mod render;
@@ -14,8 +15,8 @@ use crate::model::{
 };
 use crate::recovery::Verdict;
 use crate::snapshot::{
-    ActiveRow, AttentionRow, Detail, HistoryOrder, HistoryWindow, LogLine, LogOrigin, Recovery,
-    Snapshot,
+    ActiveRow, AttentionRow, Detail, HistoryAnchor, HistoryOrder, HistoryWindow, LogLine,
+    LogOrigin, Recovery, RowPosition, Snapshot,
 };
 use crate::store::HistoryFilter;
 
@@ -221,8 +222,10 @@ pub fn fixture() -> Arc<Snapshot> {
     let history = HistoryWindow {
         filter: HistoryFilter::default(),
         order: HistoryOrder::NewestFirst,
+        top: HistoryAnchor::First,
         total: 1_000_000,
-        start: 0,
+        start: RowPosition::Exact(0),
+        at_end: false,
         rows: history_rows,
     };
     let log = vec![
