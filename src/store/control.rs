@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::notifications::{NotifyKind, enqueue};
 use super::writes::{Actor, insert_event};
-use super::{Store, StoreError, rows, to_ms};
+use super::{Store, StoreError, execute_cached, rows, to_ms};
 use crate::model::{Attempt, EventKind, InstanceId, Lease, Status, Task, TaskId};
 
 /// What a cancel did.
@@ -55,7 +55,8 @@ impl Store {
             if task.status == Status::Running
                 && let Some(owner) = task.owner.clone().filter(|o| owner_is_alive(o))
             {
-                tx.execute(
+                execute_cached(
+                    tx,
                     "UPDATE tasks SET control = 'cancel' WHERE id = ?1 AND attempt = ?2",
                     params![id.0, task.attempt.0],
                 )?;
@@ -71,7 +72,8 @@ impl Store {
                 )?;
                 return Ok(CancelOutcome::Requested { owner });
             }
-            tx.execute(
+            execute_cached(
+                tx,
                 "UPDATE tasks SET status = 'cancelled', error_message = ?2, finished_at = ?3, \
                  updated_at = ?3, control = NULL WHERE id = ?1",
                 params![id.0, message, to_ms(now)],
@@ -140,7 +142,8 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let kinds = self.notify;
         self.write(|tx| {
-            let n = tx.execute(
+            let n = execute_cached(
+                tx,
                 "UPDATE tasks SET status = 'interrupted', error_message = ?3, updated_at = ?4, \
                  control = NULL WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
                 params![

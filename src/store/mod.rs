@@ -232,6 +232,16 @@ impl ReadOnlyStore {
     }
 }
 
+/// Runs one statement from the connection's statement cache (`Connection::execute` parses
+/// its SQL every time). Returns the rows changed.
+pub(crate) fn execute_cached(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, StoreError> {
+    Ok(conn.prepare_cached(sql)?.execute(params)?)
+}
+
 /// Milliseconds since the Unix epoch, how times are stored.
 pub(crate) fn to_ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()

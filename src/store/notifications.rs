@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use super::{Store, StoreError, rows, to_ms};
+use super::{Store, StoreError, execute_cached, rows, to_ms};
 use crate::config::NotifyKinds;
 use crate::model::{Attempt, InstanceId, Lease, TaskId};
 use crate::recovery::age_secs;
@@ -162,12 +162,14 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.write(|tx| {
             match result {
-                Ok(()) => tx.execute(
+                Ok(()) => execute_cached(
+                    tx,
                     "UPDATE notifications SET state = 'sent', sent_at = ?2, tries = tries + 1 \
                      WHERE id = ?1",
                     params![id, to_ms(now)],
                 )?,
-                Err(error) => tx.execute(
+                Err(error) => execute_cached(
+                    tx,
                     "UPDATE notifications SET tries = tries + 1, last_error = ?2, \
                      state = CASE WHEN tries + 1 >= ?3 THEN 'failed' ELSE 'pending' END \
                      WHERE id = ?1",

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
 use super::notifications::{NotifyKind, enqueue};
-use super::{Store, StoreError, to_ms};
+use super::{Store, StoreError, execute_cached, to_ms};
 use crate::model::{Attempt, EventKind, Instance, InstanceId, Lease, NewTask, TaskId};
 
 /// Who performs a write: recorded in the event log ("host/pid").
@@ -25,7 +25,11 @@ impl Store {
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let (begin, commit, undo) = if self.batch_open {
-            ("SAVEPOINT write", "RELEASE write", "ROLLBACK TO write; RELEASE write")
+            (
+                "SAVEPOINT write",
+                "RELEASE write",
+                "ROLLBACK TO write; RELEASE write",
+            )
         } else {
             ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
         };
@@ -58,8 +62,9 @@ impl Store {
         }
         let path = self.reader.path.clone();
         let sql = |conn: &Connection, sql: &str| {
-            conn.execute_batch(sql)
-                .map_err(|e| StoreError::from(e).at(&path))
+            execute_cached(conn, sql, [])
+                .map(drop)
+                .map_err(|e| e.at(&path))
         };
         sql(&self.reader.conn, "BEGIN IMMEDIATE")?;
         self.batch_open = true;
@@ -97,7 +102,8 @@ impl Store {
     /// Registers this process as an instance.
     pub fn register_instance(&mut self, instance: &Instance) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(
+            execute_cached(
+                tx,
                 "INSERT OR REPLACE INTO instances (id, host, pid, mode, started_at, heartbeat_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
@@ -116,7 +122,8 @@ impl Store {
     /// Marks an instance as stopped (clean exit) or found dead.
     pub fn stop_instance(&mut self, id: &InstanceId, now: DateTime<Utc>) -> Result<(), StoreError> {
         self.write(|tx| {
-            tx.execute(
+            execute_cached(
+                tx,
                 "UPDATE instances SET stopped_at = ?2 WHERE id = ?1 AND stopped_at IS NULL",
                 params![id.0, to_ms(now)],
             )?;
@@ -138,7 +145,8 @@ impl Store {
             [] => String::from("(no files)"),
         };
         self.write(|tx| {
-            tx.execute(
+            execute_cached(
+                tx,
                 "INSERT INTO tasks (project, name, dest_dir, host, status, created_at, updated_at, \
                  files_total) VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?5, ?6)",
                 params![
@@ -211,7 +219,8 @@ impl Store {
                 ..FileChange::default()
             };
             adjust_task_totals(tx, lease.task, index, change, now)?;
-            tx.execute(
+            execute_cached(
+                tx,
                 "UPDATE files SET dest_path = ?3, bytes_total = ?4, etag = ?5, last_modified = ?6 \
                  WHERE task_id = ?1 AND idx = ?2",
                 params![
@@ -245,7 +254,8 @@ impl Store {
                 ..FileChange::default()
             };
             adjust_task_totals(tx, lease.task, index, change, now)?;
-            tx.execute(
+            execute_cached(
+                tx,
                 "UPDATE files SET bytes_done = 0 WHERE task_id = ?1 AND idx = ?2",
                 params![lease.task.0, index as i64],
             )?;
@@ -283,7 +293,8 @@ impl Store {
                 finished: true,
             };
             adjust_task_totals(tx, lease.task, index, change, now)?;
-            tx.execute(
+            execute_cached(
+                tx,
                 "UPDATE files SET done = 1, bytes_done = ?3, bytes_total = ?3, sha256 = ?4, \
                  dest_path = ?5 WHERE task_id = ?1 AND idx = ?2",
                 params![lease.task.0, index as i64, bytes as i64, sha256, dest_path],
@@ -301,7 +312,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
-            let n = tx.execute(
+            let n = execute_cached(
+                tx,
                 "UPDATE tasks SET retries = retries + 1, error_message = ?3, updated_at = ?4 \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
                 params![lease.task.0, lease.attempt.0, message, to_ms(now)],
@@ -341,7 +353,8 @@ impl Store {
             }
         };
         self.write(|tx| {
-            let n = tx.execute(
+            let n = execute_cached(
+                tx,
                 "UPDATE tasks SET status = ?3, error_message = ?4, finished_at = ?5, \
                  updated_at = ?5, control = NULL \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'running'",

@@ -436,6 +436,7 @@ fn every_write_transaction_in_the_store_is_immediate() {
                 }
                 if line.contains("\"BEGIN") {
                     assert!(line.contains("IMMEDIATE"), "{at}: {line}");
+                    checked += 1;
                 }
             }
         }
