@@ -29,7 +29,9 @@ pub fn run_worker(ctx: &Context, exit_when_idle: bool, log: Target) -> Result<u8
         exit_when_idle,
     };
     let result = runtime.block_on(async {
-        let (engine, _handle) = Engine::new(actor, me.actor(), options)?;
+        // Nothing here watches the engine's state or sends it commands.
+        let (engine, handle) = Engine::new(actor, me.actor(), options)?;
+        drop(handle);
         let shutdown = CancellationToken::new();
         tokio::spawn(stop_on_signal(shutdown.clone()));
         engine.run(shutdown).await

@@ -331,8 +331,12 @@ impl Engine {
         });
     }
 
+    /// Hands a copy of the state to whoever watches (the dashboard); a headless worker has no
+    /// watcher and skips the copy, which thousands of small files a second would pay for.
     fn publish(&self) {
-        self.state_tx.send_replace(Arc::new(self.state.clone()));
+        if self.state_tx.receiver_count() > 0 {
+            self.state_tx.send_replace(Arc::new(self.state.clone()));
+        }
     }
 
     /// Claims work, in one transaction, until the local slots are full or nothing may run.
