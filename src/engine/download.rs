@@ -98,9 +98,11 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         Some(v) if resume_from > 0 => Some((resume_from, v.clone())),
         _ => None,
     };
-    let response = send(ctx, &file.url, range.as_ref()).await?;
+    let mut response = send(ctx, &file.url, range.as_ref()).await?;
     let status = response.status();
-    let headers = response.headers().clone();
+    // Taken out, and dropped before the body streams: header values are views into the
+    // connection's first read buffer, which they would otherwise keep alive to the end.
+    let headers = std::mem::take(response.headers_mut());
     check_status(status, &headers, &host)?;
 
     if status == StatusCode::RANGE_NOT_SATISFIABLE {
@@ -218,6 +220,7 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         total,
         at: Instant::now(),
     });
+    drop(headers);
     let writer = body_writer(ctx, file, part, offset);
     let (durable, body) = stream_body(ctx, file, writer, offset, total, response).await;
     file.bytes_done = file.bytes_done.max(durable);
