@@ -30,7 +30,7 @@ pub const KILL_AT_VAR: &str = "HAUL_TEST_KILL_AT";
 /// Crash points for the crash-loop tests, inert unless `HAUL_TEST_KILL_AT=POINT[:N]` is set:
 /// then the N-th time (default the first) this process reaches `POINT`, it sends itself
 /// SIGKILL: a `kill -9` landing exactly there (no destructor runs, nothing is flushed). Points:
-/// `write` (a chunk written to the `.part`, not yet synced), `synced` (a checkpoint synced,
+/// `write` (a batch written to the `.part`, not yet synced), `synced` (a checkpoint synced,
 /// its offset not yet reported or committed), `before_rename` (verified and synced, not yet
 /// renamed) and `renamed` (renamed and the directory synced, not yet recorded in the
 /// database). Never set it outside tests.
@@ -300,8 +300,9 @@ impl BodyWriter {
         }
     }
 
-    /// The body ended before the file is complete: writes what was gathered and syncs it, so
-    /// everything written is reported durable. Returns the durable offset and how it ended.
+    /// The body ended before the file is complete: writes what was gathered (nothing once the
+    /// stop signal fired) and syncs, so everything written is reported durable. Returns the
+    /// durable offset and how it ended.
     pub async fn finish(self) -> (u64, Result<(), WriteError>) {
         let (durable, result) = self
             .last(|disk| {
