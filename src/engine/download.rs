@@ -1,13 +1,12 @@
 //! One file, one try: request (with `Range` + `If-Range` when resuming), decide from the
 //! response whether to append, restart from zero or give up, stream the body to the `.part`
-//! through the writer thread, verify, and rename into place.
+//! in batches (see `part::BodyWriter`), verify, and rename into place.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap};
-use tokio::sync::mpsc;
 
 use super::client;
 use super::event::EngineEvent;
@@ -15,14 +14,12 @@ use super::http::{
     content_disposition_filename, is_strong_etag, parse_content_range, parse_retry_after,
     parse_unsatisfied_range,
 };
-use super::part::{self, PartFile, WriteError, WriterReport};
+use super::part::{self, BodyWriter, PartFile, WriteError, WriterReport};
 use super::worker::TaskCtx;
 use crate::model::FileEntry;
 use crate::names::sanitize_file_name;
 use crate::text::{escape_controls, redact_url};
 
-/// Chunks buffered between the network and the writer thread.
-const WRITE_QUEUE: usize = 32;
 /// Progress events per file are sent at most this often.
 const PROGRESS_EVERY: Duration = Duration::from_millis(100);
 
@@ -101,19 +98,22 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         Some(v) if resume_from > 0 => Some((resume_from, v.clone())),
         _ => None,
     };
-    let response = send(ctx, &file.url, range.as_ref()).await?;
+    let mut response = send(ctx, &file.url, range.as_ref()).await?;
     let status = response.status();
-    let headers = response.headers().clone();
+    // Taken out, and dropped before the body streams: header values are views into the
+    // connection's first read buffer, which they would otherwise keep alive to the end.
+    let headers = std::mem::take(response.headers_mut());
     check_status(status, &headers, &host)?;
 
     if status == StatusCode::RANGE_NOT_SATISFIABLE {
         let total = header_str(&headers, header::CONTENT_RANGE).and_then(parse_unsatisfied_range);
-        if let (Some(total), Some((dest, mut part))) = (total, existing)
+        if let (Some(total), Some((dest, part))) = (total, existing)
             && total == resume_from
             && resume_from > 0
         {
             file.bytes_total = Some(total);
-            return verify_and_finalize(ctx, file, &mut part, &dest, total).await;
+            let writer = body_writer(ctx, file, part, total);
+            return verify_and_finalize(ctx, file, writer, &dest, total).await;
         }
         return Err(restart_needed(ctx, file, "server refused the resume range (416)").await);
     }
@@ -220,19 +220,12 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         total,
         at: Instant::now(),
     });
-    let (written, result) = stream_body(ctx, file, part, offset, total, response).await;
-    if written > file.bytes_done {
-        file.bytes_done = written;
-    }
-    let mut part = result?;
-    if let Some(total) = total
-        && written != total
-    {
-        return Err(FileError::retry(format!(
-            "connection to {host} closed after {written} of {total} bytes"
-        )));
-    }
-    verify_and_finalize(ctx, file, &mut part, &dest, written).await
+    drop(headers);
+    let writer = body_writer(ctx, file, part, offset);
+    let (durable, body) = stream_body(ctx, file, writer, offset, total, response).await;
+    file.bytes_done = file.bytes_done.max(durable);
+    let (writer, received) = body?;
+    verify_and_finalize(ctx, file, writer, &dest, received).await
 }
 
 /// Sends the GET (with `Range` + `If-Range` when resuming) and follows redirects to other
@@ -376,98 +369,113 @@ async fn create_part(
     }
 }
 
-/// Streams the body through the writer thread. Returns bytes on disk and the part file back.
-async fn stream_body(
-    ctx: &TaskCtx,
-    file: &FileEntry,
-    mut part: PartFile,
-    offset: u64,
-    total: Option<u64>,
-    mut response: reqwest::Response,
-) -> (u64, Result<PartFile, FileError>) {
-    let stop = ctx.stop.token.clone();
-    let (chunks, inbox) = mpsc::channel(WRITE_QUEUE);
+/// A writer appending to `part` from `offset` (already durable), reporting for `file`.
+fn body_writer(ctx: &TaskCtx, file: &FileEntry, part: PartFile, offset: u64) -> BodyWriter {
     let report = WriterReport {
         task: ctx.lease.task,
         index: file.index,
         events: ctx.events.clone(),
         checkpoint_every: ctx.checkpoint_interval,
     };
-    let writer_stop = stop.clone();
-    let writer = tokio::task::spawn_blocking(move || {
-        let result = part::write_chunks(&mut part, offset, inbox, &writer_stop, &report);
-        (part, result)
-    });
+    BodyWriter::new(part, offset, ctx.stop.token.clone(), report)
+}
+
+/// Streams the body into `writer`: it gathers the chunks that are ready and hands them to the
+/// disk as soon as no more are, and reads nothing while that batch is being written. So no
+/// thread is held while the network is idle, and a slow disk slows the reading instead of
+/// filling memory. Returns the durable offset and, when the whole body arrived, the writer
+/// (its last batch not yet written: `verify_and_finalize` writes it and syncs once) with the
+/// bytes received. When it did not, everything received is written and synced before the
+/// error is returned.
+async fn stream_body(
+    ctx: &TaskCtx,
+    file: &FileEntry,
+    mut writer: BodyWriter,
+    offset: u64,
+    total: Option<u64>,
+    mut response: reqwest::Response,
+) -> (u64, Result<(BodyWriter, u64), FileError>) {
+    let stop = &ctx.stop.token;
     let host = url_host(&file.url);
     let mut received = offset;
     let mut last_progress = Instant::now();
-    let mut failure = None;
-    loop {
-        let next = tokio::select! {
-            _ = stop.cancelled() => { failure = Some(FileError::Stopped); break; }
-            n = tokio::time::timeout(ctx.stall_timeout, response.chunk()) => n,
-        };
-        match next {
-            Err(_) => {
-                failure = Some(FileError::retry(format!(
-                    "stalled: no data from {host} for {} s",
-                    ctx.stall_timeout.as_secs()
-                )));
-                break;
-            }
-            Ok(Err(e)) => {
-                failure = Some(classify_reqwest(&e, &host));
-                break;
-            }
-            Ok(Ok(None)) => break,
-            Ok(Ok(Some(chunk))) => {
-                received += chunk.len() as u64;
-                if total.is_some_and(|t| received > t) {
-                    failure = Some(FileError::retry(format!(
-                        "{host} sent more bytes than it announced ({total:?})"
-                    )));
-                    break;
-                }
-                if chunks.send(chunk).await.is_err() {
-                    break;
-                }
-                if last_progress.elapsed() >= PROGRESS_EVERY {
-                    last_progress = Instant::now();
-                    let _ = ctx.events.send(EngineEvent::Progress {
-                        task: ctx.lease.task,
-                        index: file.index,
-                        offset: received,
-                        at: last_progress,
-                    });
+    let failure = loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => break Some(FileError::Stopped),
+            landed = writer.landed(), if writer.is_writing() => {
+                if let Err(e) = landed {
+                    let kept = writer.durable();
+                    return (kept, Err(write_failure(writer.path(), e, kept)));
                 }
             }
+            next = tokio::time::timeout(ctx.stall_timeout, response.chunk()), if writer.has_room() => {
+                match next {
+                    Err(_) => {
+                        break Some(FileError::retry(format!(
+                            "stalled: no data from {host} for {} s",
+                            ctx.stall_timeout.as_secs()
+                        )));
+                    }
+                    Ok(Err(e)) => break Some(classify_reqwest(&e, &host)),
+                    Ok(Ok(None)) => break None,
+                    Ok(Ok(Some(chunk))) => {
+                        received += chunk.len() as u64;
+                        if total.is_some_and(|t| received > t) {
+                            break Some(FileError::retry(format!(
+                                "{host} sent more bytes than it announced ({total:?})"
+                            )));
+                        }
+                        writer.gather(chunk);
+                        if last_progress.elapsed() >= PROGRESS_EVERY {
+                            last_progress = Instant::now();
+                            let _ = ctx.events.send(EngineEvent::Progress {
+                                task: ctx.lease.task,
+                                index: file.index,
+                                offset: received,
+                                at: last_progress,
+                            });
+                        }
+                    }
+                }
+            }
+            // Nothing else is ready: the disk gets what was gathered.
+            () = std::future::ready(()), if writer.can_start() => writer.start(),
         }
-    }
-    drop(chunks);
-    let (part, written) = match writer.await {
-        Ok((part, (written, Ok(())))) => (part, written),
-        Ok((_, (written, Err(WriteError::Stopped)))) => return (written, Err(FileError::Stopped)),
-        Ok((part, (written, Err(WriteError::Io(e))))) => {
-            return (written, Err(write_error(&part.path, &e, written)));
-        }
-        Err(e) => return (offset, Err(FileError::Fatal(format!("writer failed: {e}")))),
     };
     let _ = ctx.events.send(EngineEvent::Progress {
         task: ctx.lease.task,
         index: file.index,
-        offset: written,
+        offset: received,
         at: Instant::now(),
     });
-    match failure {
-        Some(f) => (written, Err(f)),
-        None => (written, Ok(part)),
+    let failure = match (failure, total) {
+        (None, Some(total)) if received != total => Some(FileError::retry(format!(
+            "connection to {host} closed after {received} of {total} bytes"
+        ))),
+        (failure, _) => failure,
+    };
+    let Some(failure) = failure else {
+        return (writer.durable(), Ok((writer, received)));
+    };
+    // Keep what arrived: written and synced, so a retry resumes after it.
+    let path = writer.path().to_owned();
+    match writer.finish().await {
+        (durable, Ok(())) => (durable, Err(failure)),
+        (durable, Err(e)) => (durable, Err(write_failure(&path, e, durable))),
     }
 }
 
+/// Verifies the complete body (its last batch still in `writer`) against the expected
+/// sha256 and renames it into place. The last write, the hash, the sync and the rename run in
+/// one blocking call, and the sync before the rename is the only one: a checkpoint of a file
+/// about to be placed would be redundant. Until the rename, the durable offset stays the last
+/// checkpoint, so a crash or a failed rename resumes from there; after it, `already_placed`
+/// finds the file by its recorded size.
 async fn verify_and_finalize(
     ctx: &TaskCtx,
     file: &mut FileEntry,
-    part: &mut PartFile,
+    writer: BodyWriter,
     dest: &Path,
     bytes: u64,
 ) -> Result<(), FileError> {
@@ -483,34 +491,30 @@ async fn verify_and_finalize(
         file.bytes_total = Some(bytes);
     }
     let expected = file.sha256_expected.clone();
-    let mut owned = PartFile {
-        file: part
-            .file
-            .try_clone()
-            .map_err(|e| io_fatal("reopen", &part.path, &e))?,
-        path: part.path.clone(),
-    };
     let dest_owned = dest.to_owned();
-    let outcome = tokio::task::spawn_blocking(
-        move || -> std::io::Result<(Option<String>, Option<PathBuf>)> {
-            let actual = match &expected {
-                Some(_) => Some(part::sha256_hex(&mut owned)?),
-                None => None,
-            };
-            if let (Some(want), Some(got)) = (&expected, &actual)
-                && !want.eq_ignore_ascii_case(got)
-            {
-                owned.truncate_to(0)?;
-                return Ok((actual, None));
-            }
-            let placed = part::finalize(&owned, &dest_owned)?;
-            Ok((actual, Some(placed)))
-        },
-    )
-    .await
-    .map_err(|e| FileError::Fatal(e.to_string()))?
-    .map_err(|e| io_fatal("finish", dest, &e))?;
-    match outcome {
+    let part_path = writer.path().to_owned();
+    let (durable, outcome) = writer
+        .finish_with(
+            move |part| -> std::io::Result<(Option<String>, Option<PathBuf>)> {
+                let actual = match &expected {
+                    Some(_) => Some(part::sha256_hex(part)?),
+                    None => None,
+                };
+                if let (Some(want), Some(got)) = (&expected, &actual)
+                    && !want.eq_ignore_ascii_case(got)
+                {
+                    part.truncate_to(0)?;
+                    return Ok((actual, None));
+                }
+                let placed = part::finalize(part, &dest_owned)?;
+                Ok((actual, Some(placed)))
+            },
+        )
+        .await;
+    file.bytes_done = file.bytes_done.max(durable);
+    // The file stays locked until its end is recorded.
+    let (_part, outcome) = outcome.map_err(|e| write_failure(&part_path, e, durable))?;
+    match outcome.map_err(|e| io_fatal("finish", dest, &e))? {
         (actual, Some(placed)) => record_done(ctx, file, &placed, bytes, actual).await,
         (actual, None) => {
             let want = file.sha256_expected.clone().unwrap_or_default();
@@ -673,6 +677,13 @@ fn error_chain(err: &reqwest::Error) -> String {
     }
     parts.dedup();
     parts.join(": ")
+}
+
+fn write_failure(path: &Path, err: WriteError, kept: u64) -> FileError {
+    match err {
+        WriteError::Stopped => FileError::Stopped,
+        WriteError::Io(e) => write_error(path, &e, kept),
+    }
 }
 
 fn write_error(path: &Path, err: &std::io::Error, kept: u64) -> FileError {

@@ -1,9 +1,9 @@
 //! The `.part` file: opened under an exclusive lock (so two owners never write one file),
-//! written by a blocking writer thread that syncs before it reports a durable offset, hashed,
-//! and finally renamed into place without overwriting anything.
+//! written in batches by short blocking calls that sync before they report a durable offset,
+//! hashed, and finally renamed into place without overwriting anything.
 
 use std::fs::{File, OpenOptions, TryLockError};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{ErrorKind, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::event::EngineEvent;
@@ -29,7 +30,7 @@ pub const KILL_AT_VAR: &str = "HAUL_TEST_KILL_AT";
 /// Crash points for the crash-loop tests, inert unless `HAUL_TEST_KILL_AT=POINT[:N]` is set:
 /// then the N-th time (default the first) this process reaches `POINT`, it sends itself
 /// SIGKILL: a `kill -9` landing exactly there (no destructor runs, nothing is flushed). Points:
-/// `write` (a chunk written to the `.part`, not yet synced), `synced` (a checkpoint synced,
+/// `write` (a batch written to the `.part`, not yet synced), `synced` (a checkpoint synced,
 /// its offset not yet reported or committed), `before_rename` (verified and synced, not yet
 /// renamed) and `renamed` (renamed and the directory synced, not yet recorded in the
 /// database). Never set it outside tests.
@@ -140,7 +141,12 @@ impl PartFile {
     }
 }
 
-/// Where the writer thread reports.
+/// The most one download gathers for a single write. Nothing more is read while a batch is
+/// on its way to the disk, so a download holds at most one batch (plus the chunk that filled
+/// it) in memory, however many downloads run and however slow the disk is.
+pub const BATCH_BYTES: usize = 128 * 1024;
+
+/// Where the writer reports durable offsets.
 pub struct WriterReport {
     pub task: TaskId,
     pub index: u32,
@@ -156,61 +162,279 @@ pub enum WriteError {
     Stopped,
 }
 
-/// Writes chunks from `chunks` at the current position until the channel closes. Syncs the data
-/// every `checkpoint_every` and at the end, and only then reports the offset as durable. Stops
-/// at once, before the next write, when `stop` fires (syncing what it already wrote). Runs on a
-/// blocking thread. Returns the durable offset (bytes synced to disk), and how writing ended.
-pub fn write_chunks(
-    part: &mut PartFile,
-    start: u64,
-    mut chunks: mpsc::Receiver<Bytes>,
-    stop: &CancellationToken,
-    report: &WriterReport,
-) -> (u64, Result<(), WriteError>) {
-    let mut offset = start;
-    let mut durable = start;
-    let mut last_sync = Instant::now();
-    let checkpoint = |part: &mut PartFile, offset: u64| -> Result<(), WriteError> {
-        part.file.sync_data().map_err(WriteError::Io)?;
-        kill_point("synced");
-        let _ = report.events.send(EngineEvent::Checkpoint {
-            task: report.task,
-            index: report.index,
+/// Writes a body into a `.part` without holding a thread for the download: the chunks that
+/// are ready are gathered into a batch (of at most [`BATCH_BYTES`]), which one short blocking
+/// call writes, and syncs when a checkpoint is due; only then is more read. (Reading while a
+/// batch is written would keep the connection's previous read buffer alive and make it
+/// allocate a fresh one for every read; the socket buffers the data meanwhile, so the next
+/// read is simply larger.) An offset is reported durable (`EngineEvent::Checkpoint`) only after
+/// its data is synced; once the stop signal fires nothing more is written, and what was
+/// written is synced.
+pub struct BodyWriter {
+    disk: Slot,
+    /// The `.part`'s path, for messages while the file is on a blocking thread.
+    path: PathBuf,
+    gathered: Vec<Bytes>,
+    gathered_len: usize,
+    /// The durable offset as last seen from the disk side.
+    durable: u64,
+    last_sync: Instant,
+    checkpoint_every: Duration,
+}
+
+/// Where the `.part` is: here between batches, or on a blocking thread writing one.
+enum Slot {
+    Idle(Disk),
+    Writing(JoinHandle<(Disk, Result<(), WriteError>)>),
+    /// The blocking thread died with the file (a bug, reported as an I/O error).
+    Lost,
+}
+
+/// The `.part` with its offsets: the part of the writer that moves to a blocking thread.
+struct Disk {
+    part: PartFile,
+    /// Bytes in the file (written, maybe not yet synced).
+    written: u64,
+    /// Bytes synced to disk and reported.
+    durable: u64,
+    stop: CancellationToken,
+    report: WriterReport,
+}
+
+impl BodyWriter {
+    /// A writer appending to `part`, whose first `offset` bytes are already durable.
+    pub fn new(
+        part: PartFile,
+        offset: u64,
+        stop: CancellationToken,
+        report: WriterReport,
+    ) -> BodyWriter {
+        BodyWriter {
+            checkpoint_every: report.checkpoint_every,
+            path: part.path.clone(),
+            disk: Slot::Idle(Disk {
+                part,
+                written: offset,
+                durable: offset,
+                stop,
+                report,
+            }),
+            gathered: Vec::new(),
+            gathered_len: 0,
             durable: offset,
+            last_sync: Instant::now(),
+        }
+    }
+
+    /// Adds `chunk` to the batch being gathered (it is written by a later [`Self::start`]).
+    pub fn gather(&mut self, chunk: Bytes) {
+        self.gathered_len += chunk.len();
+        self.gathered.push(chunk);
+    }
+
+    /// Whether another chunk may be read: no batch is being written, and the one being
+    /// gathered is not full.
+    pub fn has_room(&self) -> bool {
+        self.gathered_len < BATCH_BYTES && !self.is_writing()
+    }
+
+    /// Whether a batch is on its way to the disk (see [`Self::landed`]).
+    pub fn is_writing(&self) -> bool {
+        matches!(self.disk, Slot::Writing(_))
+    }
+
+    /// Whether [`Self::start`] would write something: bytes are gathered and the disk is free.
+    pub fn can_start(&self) -> bool {
+        self.gathered_len > 0 && matches!(self.disk, Slot::Idle(_))
+    }
+
+    /// The `.part` being written.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The offset last reported durable.
+    pub fn durable(&self) -> u64 {
+        self.durable
+    }
+
+    /// Hands the gathered batch to a blocking thread, which writes it and, when a checkpoint
+    /// is due, syncs and reports it. Does nothing while the previous batch is being written.
+    pub fn start(&mut self) {
+        let mut disk = match std::mem::replace(&mut self.disk, Slot::Lost) {
+            Slot::Idle(disk) => disk,
+            busy => {
+                self.disk = busy;
+                return;
+            }
+        };
+        let batch = std::mem::take(&mut self.gathered);
+        self.gathered_len = 0;
+        let sync = self.last_sync.elapsed() >= self.checkpoint_every;
+        if sync {
+            self.last_sync = Instant::now();
+        }
+        self.disk = Slot::Writing(tokio::task::spawn_blocking(move || {
+            let result = disk.write(&batch, sync);
+            (disk, result)
+        }));
+    }
+
+    /// Waits until the batch being written (if any) is on disk; its error when it failed, in
+    /// which case nothing more may be written. Cancel-safe: use it in `select!`.
+    pub async fn landed(&mut self) -> Result<(), WriteError> {
+        let Slot::Writing(writing) = &mut self.disk else {
+            return Ok(());
+        };
+        let joined = writing.await;
+        match joined {
+            Ok((disk, result)) => {
+                self.durable = disk.durable;
+                self.disk = Slot::Idle(disk);
+                result
+            }
+            Err(e) => {
+                self.disk = Slot::Lost;
+                Err(thread_lost(&e))
+            }
+        }
+    }
+
+    /// The body ended before the file is complete: writes what was gathered (nothing once the
+    /// stop signal fired) and syncs, so everything written is reported durable. Returns the
+    /// durable offset and how it ended.
+    pub async fn finish(self) -> (u64, Result<(), WriteError>) {
+        let (durable, result) = self
+            .last(|disk| {
+                if disk.written > disk.durable {
+                    disk.checkpoint()?;
+                }
+                if disk.stop.is_cancelled() {
+                    return Err(WriteError::Stopped);
+                }
+                Ok(())
+            })
+            .await;
+        (durable, result.map(|_| ()))
+    }
+
+    /// The body is complete: writes what was gathered and then, on the same blocking thread
+    /// and without a checkpoint of its own, runs `then` on the file, which must sync it before
+    /// it reports it placed (as [`finalize`] does). Returns the durable offset, and the file
+    /// (still locked) with what `then` returned.
+    pub async fn finish_with<T: Send + 'static>(
+        self,
+        then: impl FnOnce(&mut PartFile) -> T + Send + 'static,
+    ) -> (u64, Result<(PartFile, T), WriteError>) {
+        let (durable, result) = self.last(|disk| Ok(then(&mut disk.part))).await;
+        (durable, result.map(|(disk, out)| (disk.part, out)))
+    }
+
+    /// Waits for the batch in flight, then writes the gathered one and runs `then`, all in one
+    /// blocking call. Returns the durable offset, the disk and `then`'s result.
+    async fn last<T: Send + 'static>(
+        mut self,
+        then: impl FnOnce(&mut Disk) -> Result<T, WriteError> + Send + 'static,
+    ) -> (u64, Result<(Disk, T), WriteError>) {
+        if let Err(e) = self.landed().await {
+            return (self.durable, Err(e));
+        }
+        let Slot::Idle(mut disk) = std::mem::replace(&mut self.disk, Slot::Lost) else {
+            return (
+                self.durable,
+                Err(WriteError::Io(std::io::Error::other(
+                    "the writer lost its file",
+                ))),
+            );
+        };
+        let batch = std::mem::take(&mut self.gathered);
+        let joined = tokio::task::spawn_blocking(move || {
+            let result = disk.write(&batch, false).and_then(|()| then(&mut disk));
+            (disk.durable, result.map(|out| (disk, out)))
+        })
+        .await;
+        joined.unwrap_or_else(|e| (self.durable, Err(thread_lost(&e))))
+    }
+}
+
+impl Disk {
+    /// Appends `batch` (stopping before the next `writev` once the stop signal fires), then
+    /// syncs when `sync` is set. A failed write keeps, durably, what reached the file (a
+    /// disk-full write may be partial); a stop syncs what was written.
+    fn write(&mut self, batch: &[Bytes], sync: bool) -> Result<(), WriteError> {
+        let (n, result) = write_batch(&mut self.part.file, batch, &self.stop);
+        self.written += n;
+        match result {
+            Ok(()) => {
+                if !batch.is_empty() {
+                    kill_point("write");
+                }
+                if sync {
+                    self.checkpoint()?;
+                }
+                Ok(())
+            }
+            Err(WriteError::Stopped) => {
+                self.checkpoint()?;
+                Err(WriteError::Stopped)
+            }
+            Err(WriteError::Io(e)) => {
+                if let Ok(len) = self.part.len()
+                    && self.part.file.set_len(len).is_ok()
+                {
+                    self.written = len;
+                    let _ = self.checkpoint();
+                }
+                Err(WriteError::Io(e))
+            }
+        }
+    }
+
+    /// Syncs the data, then reports everything written as durable.
+    fn checkpoint(&mut self) -> Result<(), WriteError> {
+        self.part.file.sync_data().map_err(WriteError::Io)?;
+        kill_point("synced");
+        self.durable = self.written;
+        let _ = self.report.events.send(EngineEvent::Checkpoint {
+            task: self.report.task,
+            index: self.report.index,
+            durable: self.durable,
         });
         Ok(())
-    };
-    while let Some(chunk) = chunks.blocking_recv() {
+    }
+}
+
+/// Writes `batch` at the file's position with as few `writev` calls as it takes, checking
+/// `stop` before each. Returns the bytes written and how it ended.
+fn write_batch(
+    file: &mut File,
+    batch: &[Bytes],
+    stop: &CancellationToken,
+) -> (u64, Result<(), WriteError>) {
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|chunk| IoSlice::new(chunk)).collect();
+    let mut rest = &mut slices[..];
+    let mut written = 0;
+    while !rest.is_empty() {
         if stop.is_cancelled() {
-            break;
+            return (written, Err(WriteError::Stopped));
         }
-        if let Err(e) = part.file.write_all(&chunk) {
-            // Keep what did reach the file (a disk-full write may be partial), durably.
-            if let Ok(len) = part.len()
-                && part.file.set_len(len).is_ok()
-                && checkpoint(part, len).is_ok()
-            {
-                durable = len;
+        match file.write_vectored(rest) {
+            Ok(0) => return (written, Err(WriteError::Io(ErrorKind::WriteZero.into()))),
+            Ok(n) => {
+                written += n as u64;
+                IoSlice::advance_slices(&mut rest, n);
             }
-            return (durable, Err(WriteError::Io(e)));
-        }
-        offset += chunk.len() as u64;
-        kill_point("write");
-        if last_sync.elapsed() >= report.checkpoint_every {
-            if let Err(e) = checkpoint(part, offset) {
-                return (durable, Err(e));
-            }
-            durable = offset;
-            last_sync = Instant::now();
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return (written, Err(WriteError::Io(e))),
         }
     }
-    if let Err(e) = checkpoint(part, offset) {
-        return (durable, Err(e));
-    }
-    if stop.is_cancelled() {
-        return (offset, Err(WriteError::Stopped));
-    }
-    (offset, Ok(()))
+    (written, Ok(()))
+}
+
+fn thread_lost(e: &tokio::task::JoinError) -> WriteError {
+    WriteError::Io(std::io::Error::other(format!(
+        "the writer thread failed: {e}"
+    )))
 }
 
 /// The SHA-256 of the whole file, hex.
@@ -271,6 +495,7 @@ pub fn free_space(dir: &Path) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::FutureExt;
 
     #[test]
     fn unique_names_skip_finished_files_and_other_parts() {
@@ -299,27 +524,31 @@ mod tests {
         assert_eq!(sha256_hex(&mut part).unwrap().len(), 64);
     }
 
-    #[test]
-    fn a_full_disk_stops_the_writer_with_the_os_error() {
-        // /dev/full answers every write with ENOSPC, like a disk that just filled up.
-        let Ok(file) = OpenOptions::new().read(true).write(true).open("/dev/full") else {
-            return;
-        };
-        let mut part = PartFile {
-            file,
-            path: PathBuf::from("/dev/full"),
-        };
-        let (tx, rx) = mpsc::channel(4);
-        tx.try_send(Bytes::from_static(b"data")).unwrap();
-        drop(tx);
-        let (events, _inbox) = mpsc::unbounded_channel();
+    fn reporter() -> (WriterReport, mpsc::UnboundedReceiver<EngineEvent>) {
+        let (events, inbox) = mpsc::unbounded_channel();
         let report = WriterReport {
             task: TaskId(1),
             index: 0,
             events,
             checkpoint_every: Duration::from_secs(60),
         };
-        let (durable, result) = write_chunks(&mut part, 0, rx, &CancellationToken::new(), &report);
+        (report, inbox)
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_stops_the_writer_with_the_os_error() {
+        // /dev/full answers every write with ENOSPC, like a disk that just filled up.
+        let Ok(file) = OpenOptions::new().read(true).write(true).open("/dev/full") else {
+            return;
+        };
+        let part = PartFile {
+            file,
+            path: PathBuf::from("/dev/full"),
+        };
+        let (report, _inbox) = reporter();
+        let mut writer = BodyWriter::new(part, 0, CancellationToken::new(), report);
+        writer.gather(Bytes::from_static(b"data"));
+        let (durable, result) = writer.finish().await;
         assert_eq!(durable, 0, "nothing reached the disk");
         match result {
             Err(WriteError::Io(e)) => {
@@ -330,6 +559,135 @@ mod tests {
             }
             other => panic!("expected ENOSPC, got {other:?}"),
         }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_stuck_disk_bounds_what_a_download_buffers() {
+        // A FIFO nobody reads is a disk that stops taking data once its pipe buffer is full:
+        // the writer must then refuse more chunks instead of buffering the whole body.
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("stuck");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        // Read-write, so opening needs no reader; the test reads it only at the end.
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&fifo)
+            .unwrap();
+        let mut drain = file.try_clone().unwrap();
+        let part = PartFile { file, path: fifo };
+        let (report, _inbox) = reporter();
+        let mut writer = BodyWriter::new(part, 0, CancellationToken::new(), report);
+        let chunk = Bytes::from(vec![7u8; 16 * 1024]);
+        let mut accepted = 0usize;
+        // The way `stream_body` drives it: gather while there is room, start a batch when
+        // the disk is free, and otherwise take no more until the batch in flight has landed.
+        while accepted < 64 << 20 {
+            if writer.has_room() {
+                writer.gather(chunk.clone());
+                accepted += chunk.len();
+            } else if writer.can_start() {
+                writer.start();
+            } else if writer.landed().now_or_never().is_none() {
+                break;
+            }
+        }
+        // What the pipe took (64 KiB on Linux), plus one batch with the chunk that filled it.
+        let bound = (64 << 10) + BATCH_BYTES + chunk.len();
+        assert!(
+            accepted <= bound,
+            "took {accepted} bytes into memory with the disk stuck (bound {bound})"
+        );
+        assert!(writer.is_writing(), "a batch is stuck on the full pipe");
+        // Unstick the disk: read everything back while the writer finishes.
+        let reader = std::thread::spawn(move || {
+            let mut got = 0usize;
+            let mut buf = vec![0u8; 1 << 16];
+            while got < accepted {
+                got += drain.read(&mut buf).unwrap();
+            }
+            got
+        });
+        // (A FIFO cannot be synced: finish as a complete body, whose sync is `then`'s.)
+        let (_, result) = writer.finish_with(|_| ()).await;
+        assert!(result.is_ok(), "{:?}", result.err());
+        assert_eq!(
+            reader.join().unwrap(),
+            accepted,
+            "every accepted byte written"
+        );
+    }
+
+    fn checkpoints(inbox: &mut mpsc::UnboundedReceiver<EngineEvent>) -> Vec<u64> {
+        std::iter::from_fn(|| inbox.try_recv().ok())
+            .filter_map(|e| match e {
+                EngineEvent::Checkpoint { durable, .. } => Some(durable),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_body_is_synced_and_reported_a_complete_one_is_left_to_then() {
+        let dir = tempfile::tempdir().unwrap();
+        let (report, mut inbox) = reporter();
+        let part = create_new(&dir.path().join("cut.bin")).unwrap();
+        let mut writer = BodyWriter::new(part, 0, CancellationToken::new(), report);
+        writer.gather(Bytes::from_static(b"first "));
+        writer.start();
+        writer.landed().await.unwrap();
+        writer.gather(Bytes::from_static(b"second"));
+        let (durable, result) = writer.finish().await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(durable, 12);
+        assert_eq!(checkpoints(&mut inbox), vec![12], "synced once, at the end");
+        assert_eq!(
+            std::fs::read(dir.path().join("cut.bin.part")).unwrap(),
+            b"first second"
+        );
+
+        let (report, mut inbox) = reporter();
+        let part = create_new(&dir.path().join("whole.bin")).unwrap();
+        let mut writer = BodyWriter::new(part, 0, CancellationToken::new(), report);
+        writer.gather(Bytes::from_static(b"all of it"));
+        let (durable, result) = writer.finish_with(|part| part.len().unwrap()).await;
+        let (_part, len_seen_by_then) = result.unwrap();
+        assert_eq!(len_seen_by_then, 9, "`then` runs after the last write");
+        assert_eq!(durable, 0, "no checkpoint of its own: `then` syncs");
+        assert!(checkpoints(&mut inbox).is_empty());
+    }
+
+    #[tokio::test]
+    async fn after_the_stop_signal_nothing_more_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let (report, mut inbox) = reporter();
+        let part = create_new(&dir.path().join("s.bin")).unwrap();
+        let stop = CancellationToken::new();
+        let mut writer = BodyWriter::new(part, 0, stop.clone(), report);
+        writer.gather(Bytes::from_static(b"kept"));
+        writer.start();
+        writer.landed().await.unwrap();
+        stop.cancel();
+        writer.gather(Bytes::from_static(b" dropped"));
+        let (durable, result) = writer.finish_with(|_| ()).await;
+        assert!(
+            matches!(result, Err(WriteError::Stopped)),
+            "{:?}",
+            result.err()
+        );
+        assert_eq!(durable, 4, "what was written is synced");
+        assert_eq!(checkpoints(&mut inbox), vec![4]);
+        assert_eq!(
+            std::fs::read(dir.path().join("s.bin.part")).unwrap(),
+            b"kept"
+        );
     }
 
     #[tokio::test]

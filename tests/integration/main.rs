@@ -12,6 +12,7 @@ mod faults_disk;
 mod faults_evil;
 mod faults_files;
 mod faults_secrets;
+mod many_active;
 mod ownership;
 mod policy;
 mod resume;
