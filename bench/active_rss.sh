@@ -34,7 +34,7 @@ for (( i = 0; i < N; i++ )); do
   printf '%s/crawl/small/f%0*d.bin\n' "$BASE" "$width" "$(( i % n_small ))"
 done > "$WORK/list.txt"
 if [ "$N" -gt "$n_small" ]; then echo "active_rss.sh: N ($N) > files in the small set ($n_small)" >&2; exit 1; fi
-xargs -n1 -a "$WORK/list.txt" "$HAUL" --config "$WORK/haul.toml" --db "$WORK/state/haul.db" add --dest "$WORK/dl" >/dev/null
+"$HAUL" --config "$WORK/haul.toml" --db "$WORK/state/haul.db" add --each --input "$WORK/list.txt" --dest "$WORK/dl" >/dev/null
 
 SAMPLES="$RESULTS/active_rss-samples.tsv"
 printf 't_s\trss_kib\tthreads\tfds\trunning\n' > "$SAMPLES"
