@@ -69,11 +69,13 @@ log "results in $RESULTS_DIR (smoke=$SMOKE, parts: $PARTS)"
 if [ "${NO_BUILD:-0}" != 1 ]; then
   (cd "$REPO" && cargo build --release --bin haul >&2)
 fi
-bench_exe() { # name -> path of the built bench binary
+bench_exe() { # name -> path of the built bench binary (its own artifact, not the haul binary)
   (cd "$REPO" && cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null) \
     | python3 -c 'import json,sys
-exe=[json.loads(l).get("executable") for l in sys.stdin if l.startswith("{")]
-print([e for e in exe if e][-1])'
+name=sys.argv[1]
+exe=[m.get("executable") for m in map(json.loads, (l for l in sys.stdin if l.startswith("{")))
+     if m.get("target", {}).get("name") == name and "bench" in m.get("target", {}).get("kind", [])]
+print([e for e in exe if e][-1])' "$1"
 }
 cp "$REPO/target/release/haul" "$RESULTS_DIR/bin/haul"
 cp "$(bench_exe store)" "$RESULTS_DIR/bin/store-bench"
