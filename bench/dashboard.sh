@@ -34,6 +34,8 @@ c.execute("UPDATE tasks SET status='completed', finished_at=updated_at WHERE sta
 c.commit()
 print(f"idle db: {c.execute('SELECT COUNT(*) FROM tasks').fetchone()[0]} tasks, none active", file=sys.stderr)
 PY
+  # The cache may predate this haul's schema; a writing command migrates it (watch never does).
+  "$HAUL" --db "$WORK/idle.db" recover >/dev/null
 else
   echo "dashboard.sh: no BIG_DB; the idle watcher runs on a small database" >&2
   "$HAUL" --db "$WORK/idle.db" add "$BASE/small/f000.bin" --dest "$WORK/dl-idle" >/dev/null 2>&1 || mkdir -p "$WORK/dl-idle"

@@ -45,8 +45,9 @@ def main():
         stats = summarize.summarise(rows, HAUL_TOOLS)
         p("## Wire: haul against curl, wget, aria2c (medians of the timed rounds)\n")
         p("Rounds: tmpfs and disk runs each say theirs in `wire-*/machine.txt`; `ok` counts verified "
-          "runs. `add s` is the part of haul's wall time spent in `haul add` (one process per URL "
-          "for haul-ntasks). haul-ntasks-run times `haul run` alone on the same database.\n")
+          "runs. `add s` is the part of haul's wall time spent in `haul add` (`add --each`, one "
+          "process and one transaction, for haul-ntasks). haul-ntasks-run times `haul run` alone "
+          "on the same database.\n")
         p(summarize.table(stats, True) + "\n")
         p("### Ratios: haul / peer (below 1.00: haul is faster or cheaper)\n")
         p(summarize.ratios(stats, HAUL_TOOLS) + "\n")
@@ -175,7 +176,7 @@ def main():
     else:
         p("| one frame <= 2 ms at 1M history rows (120x40) | not measured | n/a |")
     idle = [d for d in dash if d["label"].startswith("idle")]
-    if idle and idle[0]["valid"] == "1":
+    if idle and idle[0]["valid"] == "1" and float(idle[0]["seconds"]) > 0:
         d = idle[0]
         p(f"| idle watcher writes 0 B/s | {d['bytes_per_s']} B/s over {d['seconds']} s | {verdict(float(d['bytes']) == 0)} |")
         p(f"| idle watcher <= 0.5 % CPU | {d['cpu_pct']} % over {d['seconds']} s | {verdict(float(d['cpu_pct']) <= 0.5)} |")

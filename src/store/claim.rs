@@ -61,24 +61,32 @@ impl Store {
             if max == 0 || running.total >= rules.max_concurrent {
                 return Ok(claimed);
             }
-            // Most claims want a slot or two: read just past what they need, and the whole
-            // window only when limits or the skip list turned the first rows down.
-            let first = (max + rules.skip.len() + 8).min(CANDIDATE_WINDOW as usize);
-            let mut list = candidates(tx, rules, first)?;
-            if list.len() < max && first < CANDIDATE_WINDOW as usize {
-                list = candidates(tx, rules, CANDIDATE_WINDOW as usize)?;
-            }
-            for candidate in list {
-                if claimed.len() >= max || running.total >= rules.max_concurrent {
+            // Most claims want a slot or two: read just past what they need first, and the
+            // whole window only when limits or the skip list turned those rows down.
+            let mut window = (max + rules.skip.len() + 8).min(CANDIDATE_WINDOW as usize);
+            let mut looked_up_to: Option<TaskId> = None;
+            loop {
+                for candidate in candidates(tx, rules, window)? {
+                    if claimed.len() >= max || running.total >= rules.max_concurrent {
+                        break;
+                    }
+                    if looked_up_to.is_some_and(|seen| candidate.id <= seen) {
+                        continue;
+                    }
+                    looked_up_to = Some(candidate.id);
+                    if !running.admits(&candidate, rules) {
+                        continue;
+                    }
+                    if let Some(one) = claim(tx, &candidate, by, now)? {
+                        running.add(&candidate);
+                        claimed.push(one);
+                    }
+                }
+                let full = claimed.len() >= max || running.total >= rules.max_concurrent;
+                if full || window >= CANDIDATE_WINDOW as usize {
                     break;
                 }
-                if !running.admits(&candidate, rules) {
-                    continue;
-                }
-                if let Some(one) = claim(tx, &candidate, by, now)? {
-                    running.add(&candidate);
-                    claimed.push(one);
-                }
+                window = CANDIDATE_WINDOW as usize;
             }
             Ok(claimed)
         })
@@ -332,5 +340,40 @@ mod tests {
             vec![ids[3]],
             "without auto_resume, interrupted tasks wait"
         );
+    }
+
+    #[test]
+    fn a_full_project_ahead_in_the_queue_does_not_hide_other_work() {
+        let mut project_limits = std::collections::HashMap::new();
+        project_limits.insert("busy".to_owned(), 1);
+        let (_dir, mut store, rules) = open(ClaimRules {
+            max_concurrent: 10,
+            per_host_limit: 100,
+            project_limits,
+            auto_resume: true,
+            ..ClaimRules::default()
+        });
+        // 40 tasks of a project limited to one at a time, then one of another project.
+        for n in 0..40 {
+            let task = NewTask {
+                project: "busy".into(),
+                dest_dir: "/tmp".into(),
+                files: vec![NewFile {
+                    url: format!("http://a/b{n}"),
+                    name: format!("b{n}"),
+                    sha256_expected: None,
+                }],
+            };
+            store.add_task(&task, "a", Utc::now(), &actor()).unwrap();
+        }
+        let other = add(&mut store, "a", 99);
+        let claimed = store.claim_up_to(3, &rules, &actor(), Utc::now()).unwrap();
+        let ids: Vec<TaskId> = claimed.iter().map(|(t, _)| t.id).collect();
+        assert_eq!(
+            ids.len(),
+            2,
+            "one of the limited project, and the other task: {ids:?}"
+        );
+        assert_eq!(ids[1], other);
     }
 }

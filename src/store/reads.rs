@@ -144,7 +144,7 @@ impl Reader {
     }
 
     /// Queued, running and interrupted tasks, oldest first. Sorted here, not by SQLite: the
-    /// `tasks_unfinished` index gives them by status, and sorting the wide rows in a temporary
+    /// `(status, id)` index gives them by status, and sorting the wide rows in a temporary
     /// b-tree costs twice what reading them does.
     pub fn unfinished(&self) -> Result<Vec<Task>, StoreError> {
         let sql = format!(

@@ -388,3 +388,30 @@ fn the_migration_back_fills_the_totals_of_a_database_made_before_them() {
     assert_counts_match(&store.conn);
     assert_eq!(count(&store, None, None), 504);
 }
+
+#[test]
+fn a_batch_commits_together_and_a_failed_inner_batch_undoes_only_itself() {
+    let (_dir, mut store) = store();
+    let now = Utc::now();
+    let kept = store
+        .batch(|s| {
+            let first = s.add_task(&new_task("a", "kept.bin"), "x", now, &me())?;
+            let inner: Result<TaskId, super::StoreError> = s.batch(|s| {
+                s.add_task(&new_task("a", "undone.bin"), "x", now, &me())?;
+                Err(super::StoreError::Unsupported("refused".into()))
+            });
+            assert!(inner.is_err());
+            Ok::<_, super::StoreError>(first)
+        })
+        .unwrap();
+    assert_eq!(all_ids(&store, &HistoryFilter::default()), vec![kept]);
+
+    // An outer Err rolls back everything it wrote.
+    let failed: Result<(), super::StoreError> = store.batch(|s| {
+        s.add_task(&new_task("b", "gone.bin"), "x", now, &me())?;
+        Err(super::StoreError::Unsupported("no".into()))
+    });
+    assert!(failed.is_err());
+    assert_eq!(all_ids(&store, &HistoryFilter::default()), vec![kept]);
+    assert_counts_match(&store.conn);
+}

@@ -24,6 +24,11 @@ impl Store {
         &mut self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        // After SQLite rolled a batch back by itself, a savepoint would open (and commit) a
+        // transaction of its own: refuse instead, the batch is lost.
+        if self.batch_open && self.reader.conn.is_autocommit() {
+            return Err(StoreError::RolledBack);
+        }
         let (begin, commit, undo) = if self.batch_open {
             (
                 "SAVEPOINT write",
@@ -58,7 +63,7 @@ impl Store {
         f: impl FnOnce(&mut Store) -> Result<T, E>,
     ) -> Result<T, E> {
         if self.batch_open {
-            return f(self);
+            return self.nested_batch(f);
         }
         let path = self.reader.path.clone();
         let sql = |conn: &Connection, sql: &str| {
@@ -88,6 +93,34 @@ impl Store {
             },
             Err(e) => {
                 sql(&self.reader.conn, "ROLLBACK")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A batch inside a batch: a savepoint of its own, so its `Err` undoes all of its writes
+    /// (and only those) while the outer batch goes on.
+    fn nested_batch<T, E: From<StoreError>>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let path = self.reader.path.clone();
+        let sql = |conn: &Connection, sql: &str| {
+            conn.execute_batch(sql)
+                .map_err(|e| StoreError::from(e).at(&path))
+        };
+        sql(&self.reader.conn, "SAVEPOINT batch")?;
+        let result = f(self);
+        if self.reader.conn.is_autocommit() {
+            return result.and(Err(StoreError::RolledBack.into()));
+        }
+        match result {
+            Ok(value) => {
+                sql(&self.reader.conn, "RELEASE batch")?;
+                Ok(value)
+            }
+            Err(e) => {
+                sql(&self.reader.conn, "ROLLBACK TO batch; RELEASE batch")?;
                 Err(e)
             }
         }
