@@ -13,6 +13,7 @@ mod rows;
 mod schema;
 #[cfg(test)]
 mod tests;
+mod transaction;
 mod writes;
 
 use std::fs::OpenOptions;
