@@ -59,11 +59,6 @@ pub fn add_each(
     by: &Actor,
     now: DateTime<Utc>,
 ) -> Result<Vec<AddOutcome>, Error> {
-    if request.urls.is_empty() {
-        return Err(Error::Usage(
-            "no URL given (pass URLs or --input FILE)".into(),
-        ));
-    }
     let dest_dir = writable_dest(config, request)?;
     store.batch(|store| {
         request
@@ -82,11 +77,17 @@ pub fn add_each(
     })
 }
 
-/// The request's destination directory, absolute, created and checked writable.
+/// The request's destination directory, absolute, created and checked writable; an error
+/// when the request has no URL.
 fn writable_dest(config: &Config, request: &AddRequest) -> Result<PathBuf, Error> {
     let policy = config.policy(&request.project);
     let dest_dir = absolute(request.dest.as_deref().unwrap_or(&policy.download_dir))?;
     check_writable(&dest_dir)?;
+    if request.urls.is_empty() {
+        return Err(Error::Usage(
+            "no URL given (pass URLs or --input FILE)".into(),
+        ));
+    }
     Ok(dest_dir)
 }
 
@@ -114,11 +115,6 @@ fn add_into(
             name: name_from_url(&url),
             sha256_expected,
         });
-    }
-    if files.is_empty() {
-        return Err(Error::Usage(
-            "no URL given (pass URLs or --input FILE)".into(),
-        ));
     }
     let dest_str = dest_dir.to_string_lossy().into_owned();
     let names: Vec<String> = files.iter().map(|f| f.name.clone()).collect();

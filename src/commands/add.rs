@@ -51,11 +51,9 @@ pub fn run(ctx: &Context, args: &AddArgs) -> Result<u8, Error> {
             }
         }
         (false, _) => {
-            let mut out = String::with_capacity(outcomes.len() * 8);
-            for outcome in &outcomes {
-                out.push_str(&format!("{}\n", outcome.task));
-            }
-            print!("{out}");
+            // One write for all the ids: stdout to a pipe is flushed at every line.
+            let ids: String = outcomes.iter().map(|o| format!("{}\n", o.task)).collect();
+            print!("{ids}");
         }
     }
     Ok(EXIT_OK)

@@ -5,7 +5,8 @@ use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::tui::{DashboardMode, run_session, runtime};
+use super::runtime;
+use super::tui::{DashboardMode, run_session};
 use super::{Context, cli_actor};
 use crate::cli::DemoArgs;
 use crate::demo::Demo;

@@ -132,6 +132,20 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// Threads of the runtime's blocking pool. Downloads use it only for short calls (one batch
+/// written, a file created, hashed or renamed), so a few threads serve any number of
+/// downloads; tokio's default (512) would let a burst of 1,000 starts spawn 512 threads.
+const BLOCKING_THREADS: usize = 32;
+
+/// A multi-threaded tokio runtime for the engine, the signal handlers and operator actions.
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(BLOCKING_THREADS)
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+}
+
 /// Prints a value as one line of JSON.
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), Error> {
     let line = serde_json::to_string(value).map_err(|e| Error::Other(e.to_string()))?;

@@ -15,7 +15,7 @@ use crate::store::StoreActor;
 /// Runs downloads until stopped (or until idle with `exit_when_idle`).
 pub fn run_worker(ctx: &Context, exit_when_idle: bool, log: Target) -> Result<u8, Error> {
     logging::init(log);
-    let runtime = super::tui::runtime()?;
+    let runtime = super::runtime()?;
     let mut store = ctx.store()?;
     let me = LocalInstance::start(&ctx.db_path, Mode::Worker, Utc::now())?;
     store.register_instance(&me.info)?;

@@ -14,7 +14,7 @@ use chrono::Utc;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
 
-use super::Context;
+use super::{Context, runtime};
 use crate::cli::TuiArgs;
 use crate::engine::{Engine, EngineOptions};
 use crate::error::{EXIT_OK, Error};
@@ -54,20 +54,6 @@ fn refresh(refresh_ms: u64) -> Duration {
         0 => DEFAULT_REFRESH,
         ms => Duration::from_millis(ms.clamp(20, 10_000)),
     }
-}
-
-/// Threads of the runtime's blocking pool. Downloads use it only for short calls (one batch
-/// written, a file created, hashed or renamed), so a few threads serve any number of
-/// downloads; tokio's default (512) would let a burst of 1,000 starts spawn 512 threads.
-const BLOCKING_THREADS: usize = 32;
-
-/// A multi-threaded tokio runtime for the engine, the signal handlers and operator actions.
-pub(crate) fn runtime() -> Result<Runtime, Error> {
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
 /// One dashboard session on `runtime` (consumed: it is shut down at the end). Logs go to

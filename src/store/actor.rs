@@ -84,20 +84,13 @@ impl StoreActor {
 /// The thread's loop: one job alone, or everything queued behind it as one batch.
 fn serve(store: &mut Store, inbox: &mpsc::Receiver<Job>) {
     while let Ok(first) = inbox.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match inbox.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        if jobs.len() == 1 {
-            for job in jobs {
-                job(store)(None);
-            }
-        } else {
-            run_batch(store, jobs);
-        }
+        let Ok(second) = inbox.try_recv() else {
+            first(store)(None);
+            continue;
+        };
+        let mut jobs = vec![first, second];
+        jobs.extend(inbox.try_iter().take(MAX_BATCH - 2));
+        run_batch(store, jobs);
     }
 }
 

@@ -58,16 +58,16 @@ impl Store {
             let mut move_offset = tx.prepare_cached(
                 "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
             )?;
-            let mut held = Vec::with_capacity(tasks.len());
+            let cancelled = cancel_requests(tx)?;
+            let mut replies = Vec::with_capacity(tasks.len());
             for task in tasks {
                 let lease = task.lease;
                 // The first file's delta rides along with the touch; further files (a task
                 // of many files, several in flight) move the total on their own.
-                let (first, rest) = match task.files.split_first() {
-                    Some((first, rest)) => (Some(*first), rest),
-                    None => (None, &[][..]),
-                };
-                let (index, offset) = first.map_or((-1, 0), |(i, o)| (i as i64, o as i64));
+                let (index, offset) = task
+                    .files
+                    .first()
+                    .map_or((-1, 0), |&(i, o)| (i64::from(i), o as i64));
                 let touched = touch.execute(params![
                     lease.task.0,
                     lease.attempt.0,
@@ -77,16 +77,15 @@ impl Store {
                     offset
                 ])?;
                 if touched == 0 {
-                    held.push(false);
+                    replies.push(HeartbeatReply::Lost { lease });
                     continue;
                 }
-                held.push(true);
-                for (index, offset) in rest {
+                for &(index, offset) in task.files.iter().skip(1) {
                     let change = FileChange {
-                        done: Some(*offset),
+                        done: Some(offset),
                         ..FileChange::default()
                     };
-                    adjust_task_totals(tx, lease.task, *index, change, now)?;
+                    adjust_task_totals(tx, lease.task, index, change, now)?;
                 }
                 for (index, offset) in &task.files {
                     move_offset.execute(params![lease.task.0, *index as i64, *offset as i64])?;
@@ -102,23 +101,12 @@ impl Store {
                         now,
                     )?;
                 }
+                replies.push(HeartbeatReply::Held {
+                    lease,
+                    cancel: cancelled.contains(&lease.task.0),
+                });
             }
-            let cancelled = cancel_requests(tx)?;
-            Ok(tasks
-                .iter()
-                .zip(held)
-                .map(|(task, held)| {
-                    let lease = task.lease;
-                    if held {
-                        HeartbeatReply::Held {
-                            lease,
-                            cancel: cancelled.contains(&lease.task.0),
-                        }
-                    } else {
-                        HeartbeatReply::Lost { lease }
-                    }
-                })
-                .collect())
+            Ok(replies)
         })
     }
 }

@@ -1,9 +1,66 @@
 //! Transactions: every write is one `BEGIN IMMEDIATE` transaction, or, inside a group commit
 //! ([`Store::batch`]), one savepoint of the batch's transaction.
 
+use std::path::Path;
+
 use rusqlite::Connection;
 
 use super::{Store, StoreError, execute_cached};
+
+/// The statements that open, keep and undo one unit of writes.
+struct Scope {
+    begin: &'static str,
+    keep: &'static str,
+    undo: &'static str,
+}
+
+/// A whole transaction, the unit outside a batch (and the batch itself).
+const TRANSACTION: Scope = Scope {
+    begin: "BEGIN IMMEDIATE",
+    keep: "COMMIT",
+    undo: "ROLLBACK",
+};
+/// One write inside a batch.
+const WRITE_IN_BATCH: Scope = Scope {
+    begin: "SAVEPOINT write",
+    keep: "RELEASE write",
+    undo: "ROLLBACK TO write; RELEASE write",
+};
+/// A batch inside a batch.
+const BATCH_IN_BATCH: Scope = Scope {
+    begin: "SAVEPOINT batch",
+    keep: "RELEASE batch",
+    undo: "ROLLBACK TO batch; RELEASE batch",
+};
+
+impl Scope {
+    /// Opens the unit. Cached: units open thousands of times a second when small files finish.
+    fn open(&self, conn: &Connection) -> Result<(), StoreError> {
+        execute_cached(conn, self.begin, []).map(drop)
+    }
+
+    /// Keeps what the unit wrote when `result` is `Ok`, undoes it otherwise. When SQLite has
+    /// already rolled the transaction back itself (disk full, I/O error), nothing is kept and
+    /// an `Ok` becomes [`StoreError::RolledBack`].
+    fn close<T, E: From<StoreError>>(
+        &self,
+        conn: &Connection,
+        path: &Path,
+        result: Result<T, E>,
+    ) -> Result<T, E> {
+        if conn.is_autocommit() {
+            return result.and(Err(StoreError::RolledBack.into()));
+        }
+        let kept = result.and_then(|value| {
+            execute_cached(conn, self.keep, []).map_err(|e| e.at(path))?;
+            Ok(value)
+        });
+        if kept.is_err() && !conn.is_autocommit() {
+            let _ = conn.execute_batch(self.undo);
+        }
+        kept
+    }
+}
 
 impl Store {
     /// Runs `f` inside a `BEGIN IMMEDIATE` transaction and commits it; inside a
@@ -13,106 +70,41 @@ impl Store {
         &mut self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        // After SQLite rolled a batch back by itself, a savepoint would open (and commit) a
-        // transaction of its own: refuse instead, the batch is lost.
-        if self.batch_open && self.reader.conn.is_autocommit() {
-            return Err(StoreError::RolledBack);
-        }
-        let (begin, commit, undo) = if self.batch_open {
-            (
-                "SAVEPOINT write",
-                "RELEASE write",
-                "ROLLBACK TO write; RELEASE write",
-            )
-        } else {
-            ("BEGIN IMMEDIATE", "COMMIT", "ROLLBACK")
-        };
         let conn = &self.reader.conn;
-        let run = || -> Result<T, StoreError> {
-            // Cached: these run thousands of times a second when many small files finish.
-            conn.prepare_cached(begin)?.execute([])?;
-            let value = f(conn).and_then(|value| {
-                conn.prepare_cached(commit)?.execute([])?;
-                Ok(value)
-            });
-            if value.is_err() && !conn.is_autocommit() {
-                let _ = conn.execute_batch(undo);
-            }
-            value
+        let result = if self.batch_open && conn.is_autocommit() {
+            // SQLite rolled the batch back by itself; a savepoint now would open (and commit)
+            // a transaction of its own.
+            Err(StoreError::RolledBack)
+        } else {
+            let scope = if self.batch_open {
+                &WRITE_IN_BATCH
+            } else {
+                &TRANSACTION
+            };
+            let path = &self.reader.path;
+            scope
+                .open(conn)
+                .and_then(|()| scope.close(conn, path, f(conn)))
         };
-        run().map_err(|e| e.at(&self.reader.path))
+        result.map_err(|e| e.at(&self.reader.path))
     }
 
     /// Group commit: every write `f` makes lands in one `BEGIN IMMEDIATE` transaction, made
     /// durable by one commit. Commits when `f` returns `Ok`, rolls everything back on `Err`.
     /// Nothing `f` wrote may be acted on before this returns `Ok`. A batch inside a batch is
-    /// a savepoint of its own.
+    /// a savepoint of its own: its `Err` undoes its writes only.
     pub fn batch<T, E: From<StoreError>>(
         &mut self,
         f: impl FnOnce(&mut Store) -> Result<T, E>,
     ) -> Result<T, E> {
-        if self.batch_open {
-            return self.nested_batch(f);
-        }
+        let outer = !self.batch_open;
+        let scope = if outer { &TRANSACTION } else { &BATCH_IN_BATCH };
         let path = self.reader.path.clone();
-        let sql = |conn: &Connection, sql: &str| {
-            execute_cached(conn, sql, [])
-                .map(drop)
-                .map_err(|e| e.at(&path))
-        };
-        sql(&self.reader.conn, "BEGIN IMMEDIATE")?;
+        scope.open(&self.reader.conn).map_err(|e| e.at(&path))?;
         self.batch_open = true;
         let result = f(self);
-        self.batch_open = false;
-        if self.reader.conn.is_autocommit() {
-            // SQLite rolled the transaction back itself (disk full, I/O error): nothing
-            // written since BEGIN is kept.
-            return match result {
-                Err(e) => Err(e),
-                Ok(_) => Err(StoreError::RolledBack.into()),
-            };
-        }
-        match result {
-            Ok(value) => match sql(&self.reader.conn, "COMMIT") {
-                Ok(()) => Ok(value),
-                Err(e) => {
-                    let _ = self.reader.conn.execute_batch("ROLLBACK");
-                    Err(e.into())
-                }
-            },
-            Err(e) => {
-                sql(&self.reader.conn, "ROLLBACK")?;
-                Err(e)
-            }
-        }
-    }
-
-    /// A batch inside a batch: a savepoint of its own, so its `Err` undoes all of its writes
-    /// (and only those) while the outer batch goes on.
-    fn nested_batch<T, E: From<StoreError>>(
-        &mut self,
-        f: impl FnOnce(&mut Store) -> Result<T, E>,
-    ) -> Result<T, E> {
-        let path = self.reader.path.clone();
-        let sql = |conn: &Connection, sql: &str| {
-            conn.execute_batch(sql)
-                .map_err(|e| StoreError::from(e).at(&path))
-        };
-        sql(&self.reader.conn, "SAVEPOINT batch")?;
-        let result = f(self);
-        if self.reader.conn.is_autocommit() {
-            return result.and(Err(StoreError::RolledBack.into()));
-        }
-        match result {
-            Ok(value) => {
-                sql(&self.reader.conn, "RELEASE batch")?;
-                Ok(value)
-            }
-            Err(e) => {
-                sql(&self.reader.conn, "ROLLBACK TO batch; RELEASE batch")?;
-                Err(e)
-            }
-        }
+        self.batch_open = !outer;
+        scope.close(&self.reader.conn, &path, result)
     }
 
     /// True while a [`Store::batch`] transaction is open and has not been rolled back by

@@ -171,12 +171,7 @@ fn add_each_queues_one_task_per_url_in_one_go_and_all_of_them_complete() {
         .map(|i| sample_bytes(40 + i, 4096 + i as usize))
         .collect();
     let paths: Vec<String> = (0..30).map(|i| format!("/e{i}.bin")).collect();
-    let routes = paths
-        .iter()
-        .zip(&bodies)
-        .map(|(p, b)| (p.as_str(), Route::file(b.clone())))
-        .collect();
-    let server = Server::start(routes);
+    let server = Server::files(&paths, &bodies);
     let env = Env::new();
     let list = env.dir.path().join("urls.txt");
     let mut text = String::from("# one task per line\n");

@@ -11,12 +11,7 @@ fn two_workers_on_one_database_run_fifty_tasks_exactly_once() {
         .map(|i| sample_bytes(100 + i, 64 * 1024 + i as usize))
         .collect();
     let paths: Vec<String> = (0..50).map(|i| format!("/f{i:02}.bin")).collect();
-    let routes = paths
-        .iter()
-        .zip(&bodies)
-        .map(|(p, b)| (p.as_str(), Route::file(b.clone())))
-        .collect();
-    let server = Server::start(routes);
+    let server = Server::files(&paths, &bodies);
     let env = Env::with_config("heartbeat_interval_ms = 100\nmax_concurrent = 4\n");
     let tasks: Vec<i64> = paths
         .iter()

@@ -277,6 +277,16 @@ impl Server {
         }
     }
 
+    /// A server with one plain file route per path, `paths[i]` serving `bodies[i]`.
+    pub fn files(paths: &[String], bodies: &[bytes::Bytes]) -> Server {
+        let routes = paths
+            .iter()
+            .zip(bodies)
+            .map(|(p, b)| (p.as_str(), Route::file(b.clone())))
+            .collect();
+        Server::start(routes)
+    }
+
     pub fn url(&self, path: &str) -> String {
         self.server.url(path)
     }
