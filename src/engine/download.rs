@@ -15,6 +15,7 @@ use super::http::{
     parse_unsatisfied_range,
 };
 use super::part::{self, BodyWriter, PartFile, WriteError, WriterReport};
+use super::placed::PlacedFile;
 use super::worker::TaskCtx;
 use crate::model::FileEntry;
 use crate::names::sanitize_file_name;
@@ -314,8 +315,7 @@ async fn record_target(
         target.last_modified.clone(),
     );
     let held = ctx
-        .store
-        .call(move |s| {
+        .write(move |s| {
             s.set_file_target(
                 lease,
                 index,
@@ -337,7 +337,9 @@ async fn record_target(
 
 /// Picks a free name for a new file and creates its `.part`. The name is recorded before the
 /// file is created, so a crash in between leaves a `.part` the next attempt finds and reuses,
-/// never an orphan beside a `name (1)`.
+/// never an orphan beside a `name (1)`. The name check and the create are a few metadata
+/// calls on the local file system, made here rather than on a blocking thread: the hop would
+/// cost more than the calls.
 async fn create_part(
     ctx: &TaskCtx,
     file: &FileEntry,
@@ -347,20 +349,11 @@ async fn create_part(
 ) -> Result<(PathBuf, PartFile), FileError> {
     let mut from = 0;
     loop {
-        let (owned_dir, owned_name) = (dir.to_owned(), name.to_owned());
-        let (n, dest) =
-            tokio::task::spawn_blocking(move || part::free_name(&owned_dir, &owned_name, from))
-                .await
-                .map_err(|e| FileError::Fatal(e.to_string()))?
-                .ok_or_else(|| {
-                    FileError::Fatal(format!("no free name for {name} in {}", dir.display()))
-                })?;
+        let (n, dest) = part::free_name(dir, name, from).ok_or_else(|| {
+            FileError::Fatal(format!("no free name for {name} in {}", dir.display()))
+        })?;
         record_target(ctx, file, &dest, target).await?;
-        let created = dest.clone();
-        match tokio::task::spawn_blocking(move || part::create_new(&created))
-            .await
-            .map_err(|e| FileError::Fatal(e.to_string()))?
-        {
+        match part::create_new(&dest) {
             Ok(part) => return Ok((dest, part)),
             // Another writer took the name between the check and the create.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => from = n + 1,
@@ -560,32 +553,29 @@ async fn record_done(
     bytes: u64,
     sha256: Option<String>,
 ) -> Result<(), FileError> {
-    let lease = ctx.lease;
-    let index = file.index;
     let dest = placed.to_string_lossy().into_owned();
     file.dest_path = Some(dest.clone());
     file.bytes_done = bytes;
     file.done = true;
     file.sha256 = sha256.clone();
-    let held = ctx
-        .store
-        .call(move |s| {
-            s.file_done(
-                lease,
-                index,
-                bytes,
-                sha256.as_deref(),
-                &dest,
-                chrono::Utc::now(),
-            )
-        })
-        .await
-        .map_err(|e| FileError::retry(e.to_string()))?;
     let _ = ctx.events.send(EngineEvent::FileDone {
-        task: lease.task,
-        index,
+        task: ctx.lease.task,
+        index: file.index,
         bytes,
     });
+    let placed = PlacedFile {
+        index: file.index,
+        bytes,
+        sha256,
+        dest,
+    };
+    if ctx.unrecorded.defer(placed) {
+        return Ok(());
+    }
+    let held = ctx
+        .write(|_| Ok(true))
+        .await
+        .map_err(|e| FileError::retry(e.to_string()))?;
     if held {
         Ok(())
     } else {
@@ -603,8 +593,7 @@ async fn record_restart(
     let (lease, index, by, reason) = (ctx.lease, file.index, ctx.actor.clone(), reason.to_owned());
     tracing::info!(task = %lease.task, file = index, "{reason}; restarting from 0");
     let held = ctx
-        .store
-        .call(move |s| s.restart_file(lease, index, &reason, &by, chrono::Utc::now()))
+        .write(move |s| s.restart_file(lease, index, &reason, &by, chrono::Utc::now()))
         .await
         .map_err(|e| FileError::retry(e.to_string()))?;
     if held {

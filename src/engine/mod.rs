@@ -9,6 +9,7 @@ pub mod event;
 pub mod http;
 mod notify;
 mod part;
+mod placed;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -29,6 +30,7 @@ use crate::model::{FileEntry, Task, TaskId};
 use crate::store::{Actor, ClaimRules, HeartbeatReply, StoreActor, TaskProgress};
 pub use event::{EngineEvent, Finish, Phase, TaskView};
 use notify::Notifier;
+use placed::Unrecorded;
 use worker::{StopReason, StopSignal, TaskCtx};
 
 /// The sweep for dead owners runs every this many heartbeats.
@@ -376,6 +378,7 @@ impl Engine {
             retry: policy.retry,
             headers: header_map(&policy.headers),
             files_in_parallel: self.options.config.files_in_parallel as usize,
+            unrecorded: Unrecorded::default(),
         };
         tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
         self.running.insert(task.id, stop);

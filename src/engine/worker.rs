@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::download::{FileError, fetch};
 use super::event::{EngineEvent, Finish};
+use super::placed::{self, Unrecorded};
 use crate::config::RetryPolicy;
 use crate::model::{FileEntry, Lease, Task};
-use crate::store::{Actor, Outcome, StoreActor};
+use crate::store::{Actor, Outcome, Store, StoreActor, StoreError};
 
 /// Tries to record a task's end when the database refuses the write (busy, full).
 const FINISH_TRIES: u32 = 8;
@@ -76,6 +77,41 @@ pub struct TaskCtx {
     pub headers: reqwest::header::HeaderMap,
     /// Files of one task transferred at once.
     pub files_in_parallel: usize,
+    /// Placed files whose record rides with the task's next write.
+    pub unrecorded: Unrecorded,
+}
+
+impl TaskCtx {
+    /// Runs the fenced write `f` on the store thread, in one transaction with the records of
+    /// the files placed since the last write. False when the claim is gone. When the write
+    /// fails, those records wait for the next one.
+    pub async fn write<F>(&self, f: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(&mut Store) -> Result<bool, StoreError> + Send + 'static,
+    {
+        let carried = self.unrecorded.take();
+        if carried.is_empty() {
+            return self.store.call(f).await;
+        }
+        let lease = self.lease;
+        let files = carried.clone();
+        let result = self
+            .store
+            .call(move |s| {
+                s.batch(|s| {
+                    if placed::record(s, lease, &files, chrono::Utc::now())? {
+                        f(s)
+                    } else {
+                        Ok(false)
+                    }
+                })
+            })
+            .await;
+        if result.is_err() {
+            self.unrecorded.restore(carried);
+        }
+        result
+    }
 }
 
 /// Runs a claimed task to its end and records that end (fenced).
@@ -154,8 +190,7 @@ async fn record_finish(ctx: &TaskCtx, outcome: Outcome, offsets: Vec<(u32, u64)>
             offsets.clone(),
         );
         match ctx
-            .store
-            .call(move |s| s.finish(lease, &outcome, &offsets, &by, chrono::Utc::now()))
+            .write(move |s| s.finish(lease, &outcome, &offsets, &by, chrono::Utc::now()))
             .await
         {
             Ok(held) => return Some(held),
@@ -179,9 +214,12 @@ async fn fetch_all(
     files: Vec<FileEntry>,
 ) -> (Vec<FileEntry>, Result<(), FileError>) {
     let (done, pending): (Vec<FileEntry>, Vec<FileEntry>) = files.into_iter().partition(|f| f.done);
+    ctx.unrecorded.expect(pending.len());
     let outcomes: Vec<(FileEntry, Result<(), FileError>)> = futures_util::stream::iter(pending)
         .map(|mut file| async move {
+            ctx.unrecorded.start();
             let result = fetch_with_retries(ctx, &mut file).await;
+            ctx.unrecorded.end();
             (file, result)
         })
         .buffer_unordered(ctx.files_in_parallel.max(1))
@@ -228,8 +266,7 @@ async fn fetch_with_retries(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), F
         tracing::info!("{note}");
         let (lease, by, text) = (ctx.lease, ctx.actor.clone(), note.clone());
         let held = ctx
-            .store
-            .call(move |s| s.note_retry(lease, &text, &by, chrono::Utc::now()))
+            .write(move |s| s.note_retry(lease, &text, &by, chrono::Utc::now()))
             .await
             .unwrap_or(true);
         if !held {
