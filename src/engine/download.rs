@@ -58,7 +58,12 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     let lease = ctx.lease;
     let stop = &ctx.stop.token;
     let dest_dir = PathBuf::from(&ctx.dest_dir);
-    let host = url_host(&file.url);
+    let url = reqwest::Url::parse(&file.url)
+        .map_err(|e| FileError::Fatal(format!("invalid URL {}: {e}", redact_url(&file.url))))?;
+    // The host of the URL for messages (never credentials or query).
+    let host = url
+        .host_str()
+        .map_or_else(|| redact_url(&file.url), str::to_owned);
 
     // A previous attempt may have renamed the file just before it could record that.
     let mut existing = None;
@@ -99,7 +104,7 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         Some(v) if resume_from > 0 => Some((resume_from, v.clone())),
         _ => None,
     };
-    let mut response = send(ctx, &file.url, range.as_ref()).await?;
+    let mut response = send(ctx, url, range.as_ref()).await?;
     let status = response.status();
     // Taken out, and dropped before the body streams: header values are views into the
     // connection's first read buffer, which they would otherwise keep alive to the end.
@@ -223,7 +228,7 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     });
     drop(headers);
     let writer = body_writer(ctx, file, part, offset);
-    let (durable, body) = stream_body(ctx, file, writer, offset, total, response).await;
+    let (durable, body) = stream_body(ctx, file, &host, writer, offset, total, response).await;
     file.bytes_done = file.bytes_done.max(durable);
     let (writer, received) = body?;
     verify_and_finalize(ctx, file, writer, &dest, received).await
@@ -236,12 +241,10 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
 /// host changes are bounded.
 async fn send(
     ctx: &TaskCtx,
-    url: &str,
+    mut url: reqwest::Url,
     range: Option<&(u64, String)>,
 ) -> Result<reqwest::Response, FileError> {
     let stop = &ctx.stop.token;
-    let mut url = reqwest::Url::parse(url)
-        .map_err(|e| FileError::Fatal(format!("invalid URL {}: {e}", redact_url(url))))?;
     let mut extra = ctx.headers.clone();
     let mut host_changes = 0;
     loop {
@@ -383,16 +386,19 @@ fn body_writer(ctx: &TaskCtx, file: &FileEntry, part: PartFile, offset: u64) -> 
 async fn stream_body(
     ctx: &TaskCtx,
     file: &FileEntry,
+    host: &str,
     mut writer: BodyWriter,
     offset: u64,
     total: Option<u64>,
     mut response: reqwest::Response,
 ) -> (u64, Result<(BodyWriter, u64), FileError>) {
     let stop = &ctx.stop.token;
-    let host = url_host(&file.url);
     let mut received = offset;
     let mut last_progress = Instant::now();
     let failure = loop {
+        // The rest of the body fits in the batch being gathered: it is read to its end and
+        // written by the last call, with no write before.
+        let holding = total.is_some_and(|t| writer.holds_rest(t.saturating_sub(received)));
         tokio::select! {
             biased;
             _ = stop.cancelled() => break Some(FileError::Stopped),
@@ -402,7 +408,8 @@ async fn stream_body(
                     return (kept, Err(write_failure(writer.path(), e, kept)));
                 }
             }
-            next = tokio::time::timeout(ctx.stall_timeout, response.chunk()), if writer.has_room() => {
+            next = tokio::time::timeout(ctx.stall_timeout, response.chunk()),
+                if writer.has_room() || (holding && !writer.is_writing()) => {
                 match next {
                     Err(_) => {
                         break Some(FileError::retry(format!(
@@ -433,7 +440,7 @@ async fn stream_body(
                 }
             }
             // Nothing else is ready: the disk gets what was gathered.
-            () = std::future::ready(()), if writer.can_start() => writer.start(),
+            () = std::future::ready(()), if writer.can_start() && !holding => writer.start(),
         }
     };
     let _ = ctx.events.send(EngineEvent::Progress {
@@ -693,12 +700,4 @@ fn io_fatal(action: &str, path: &Path, err: &std::io::Error) -> FileError {
 
 fn header_str(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// The host of a URL for messages (never credentials or query).
-pub fn url_host(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.host_str().map(str::to_owned))
-        .unwrap_or_else(|| redact_url(url))
 }

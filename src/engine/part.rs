@@ -146,6 +146,9 @@ impl PartFile {
 /// it) in memory, however many downloads run and however slow the disk is.
 pub const BATCH_BYTES: usize = 128 * 1024;
 
+/// Written bytes handed to the kernel's writeback at a time (see [`Disk::start_writeback`]).
+const WRITEBACK_BYTES: u64 = 8 * 1024 * 1024;
+
 /// Where the writer reports durable offsets.
 pub struct WriterReport {
     pub task: TaskId,
@@ -197,6 +200,8 @@ struct Disk {
     written: u64,
     /// Bytes synced to disk and reported.
     durable: u64,
+    /// Bytes whose writeback was started (see [`Disk::start_writeback`]).
+    queued: u64,
     stop: CancellationToken,
     report: WriterReport,
 }
@@ -216,6 +221,7 @@ impl BodyWriter {
                 part,
                 written: offset,
                 durable: offset,
+                queued: offset,
                 stop,
                 report,
             }),
@@ -246,6 +252,13 @@ impl BodyWriter {
     /// Whether [`Self::start`] would write something: bytes are gathered and the disk is free.
     pub fn can_start(&self) -> bool {
         self.gathered_len > 0 && matches!(self.disk, Slot::Idle(_))
+    }
+
+    /// Whether the batch being gathered can also take the `rest` of the body: then the whole
+    /// rest goes to the disk in the last call ([`Self::finish_with`]) and writing earlier
+    /// would only add a trip to a blocking thread (a small file is one call in all).
+    pub fn holds_rest(&self, rest: u64) -> bool {
+        (self.gathered_len as u64).saturating_add(rest) <= BATCH_BYTES as u64
     }
 
     /// The `.part` being written.
@@ -369,6 +382,7 @@ impl Disk {
                 if !batch.is_empty() {
                     kill_point("write");
                 }
+                self.start_writeback();
                 if sync {
                     self.checkpoint()?;
                 }
@@ -388,6 +402,26 @@ impl Disk {
                 Err(WriteError::Io(e))
             }
         }
+    }
+
+    /// Asks the kernel to start writing the last [`WRITEBACK_BYTES`] or more to the device
+    /// now, without waiting for it. Otherwise dirty pages wait in memory until a sync (or the
+    /// kernel's own threshold, often gigabytes), and each checkpoint and the final sync would
+    /// stall on all of them at once; this way the device writes while the network reads, and a
+    /// sync finds little left to do. (`POSIX_FADV_DONTNEED` on a range just written starts its
+    /// writeback and leaves the dirty pages cached.) Only a hint: an error changes nothing.
+    fn start_writeback(&mut self) {
+        let pending = self.written.saturating_sub(self.queued);
+        if pending < WRITEBACK_BYTES {
+            return;
+        }
+        let _ = rustix::fs::fadvise(
+            &self.part.file,
+            self.queued,
+            std::num::NonZeroU64::new(pending),
+            rustix::fs::Advice::DontNeed,
+        );
+        self.queued = self.written;
     }
 
     /// Syncs the data, then reports everything written as durable.
