@@ -417,7 +417,7 @@ async fn stream_body(
                             ctx.stall_timeout.as_secs()
                         )));
                     }
-                    Ok(Err(e)) => break Some(classify_reqwest(&e, &host)),
+                    Ok(Err(e)) => break Some(classify_reqwest(&e, host)),
                     Ok(Ok(None)) => break None,
                     Ok(Ok(Some(chunk))) => {
                         received += chunk.len() as u64;
