@@ -135,6 +135,23 @@ DROP INDEX tasks_unfinished;
 -- Cancel requests, read once per heartbeat tick.
 CREATE INDEX tasks_control ON tasks(control) WHERE control IS NOT NULL;
 "#,
+    r#"
+-- The heartbeat no longer rewrites a task's and a file's row per running task per tick. Its
+-- owner's liveness is instances.heartbeat_at; the progress time and durable offsets of the
+-- tasks it runs are packed here, a few rows per owner (bucket = task id mod 64), each a blob
+-- of that bucket's claims, folded back into tasks and files when a claim ends or its files
+-- change (src/store/beats.rs has the format).
+CREATE TABLE task_beats (
+    owner_id  TEXT NOT NULL,
+    bucket    INTEGER NOT NULL,
+    beats     BLOB NOT NULL,
+    PRIMARY KEY (owner_id, bucket)
+);
+-- A tick's fence: the claims its owner holds, in one walk of a small covering index (status
+-- is in it so that the walk reads no table row).
+CREATE INDEX tasks_owner_running ON tasks(owner_id, id, attempt, status)
+    WHERE status = 'running';
+"#,
 ];
 
 /// Settings every read-write connection gets.
