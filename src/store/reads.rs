@@ -1,8 +1,11 @@
 //! Queries: tasks, files, events, instances, history pages. Every method is a short read;
-//! none holds a transaction open after it returns.
+//! none holds a transaction open after it returns. Tasks and files come back with their
+//! owner's last heartbeat added ([`Overlay`]): the effective `updated_at`, progress
+//! time, byte total and durable offsets, the same for every reader.
 
 use rusqlite::{OptionalExtension, params_from_iter, types::Value};
 
+use super::overlay::Overlay;
 use super::{Reader, StoreError, rows};
 use crate::model::{FileEntry, Instance, InstanceId, Status, Task, TaskEvent, TaskId};
 
@@ -96,11 +99,20 @@ impl Reader {
     /// One task, or `None` when the id is unknown.
     pub fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
         let sql = format!("SELECT {} FROM tasks WHERE id = ?1", rows::TASK_COLUMNS);
-        Ok(self
+        let mut task = self
             .conn
             .prepare_cached(&sql)?
             .query_row([id.0], rows::task)
-            .optional()?)
+            .optional()?;
+        if let Some(task) = &mut task {
+            self.overlay().task(task)?;
+        }
+        Ok(task)
+    }
+
+    /// Reads beats on top of rows, on this connection.
+    fn overlay(&self) -> Overlay<'_> {
+        Overlay::new(&self.conn)
     }
 
     /// The files of a task, in order.
@@ -110,9 +122,10 @@ impl Reader {
             rows::FILE_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let files = stmt
+        let mut files: Vec<FileEntry> = stmt
             .query_map([id.0], rows::file)?
             .collect::<Result<_, _>>()?;
+        self.overlay().files(id, &mut files)?;
         Ok(files)
     }
 
@@ -154,6 +167,7 @@ impl Reader {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let mut tasks: Vec<Task> = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
         tasks.sort_unstable_by_key(|t| t.id);
+        self.overlay().tasks(&mut tasks)?;
         Ok(tasks)
     }
 
@@ -164,7 +178,8 @@ impl Reader {
             rows::TASK_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let tasks = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        let mut tasks: Vec<Task> = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        self.overlay().tasks(&mut tasks)?;
         Ok(tasks)
     }
 
@@ -208,9 +223,10 @@ impl Reader {
         );
         params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let tasks = stmt
+        let mut tasks: Vec<Task> = stmt
             .query_map(params_from_iter(params), rows::task)?
             .collect::<Result<_, _>>()?;
+        self.overlay().tasks(&mut tasks)?;
         Ok(tasks)
     }
 
@@ -341,6 +357,7 @@ impl Reader {
                 }
             }
         }
+        self.overlay().tasks(&mut found)?;
         Ok(found)
     }
 
@@ -351,21 +368,29 @@ impl Reader {
             rows::TASK_COLUMNS
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
-        let tasks = stmt
+        let mut tasks: Vec<Task> = stmt
             .query_map([project], rows::task)?
             .collect::<Result<_, _>>()?;
+        self.overlay().tasks(&mut tasks)?;
         Ok(tasks)
     }
 
-    /// Total bytes durably downloaded, per project.
+    /// Total bytes durably downloaded, per project (running claims' heartbeats included).
     pub fn bytes_by_project(&self) -> Result<Vec<(String, u64)>, StoreError> {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT project, SUM(bytes_done) FROM tasks GROUP BY project")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
+        let mut rows: Vec<(String, i64)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?
             .collect::<Result<_, _>>()?;
-        Ok(rows)
+        let ahead = self.overlay().bytes_ahead_by_project()?;
+        for (project, bytes) in &mut rows {
+            *bytes = bytes.saturating_add(ahead.get(project).copied().unwrap_or(0));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(project, bytes)| (project, bytes.max(0) as u64))
+            .collect())
     }
 
     /// SQLite's `data_version`: changes when another connection commits.
