@@ -39,8 +39,8 @@ pub enum HeartbeatReply {
 impl Store {
     /// Writes the heartbeat of the instance and all its tasks in one transaction.
     ///
-    /// Fencing reads, once per tick, the claims this owner holds (one walk of the partial
-    /// index `tasks_owner_running`): a task whose claim was replaced gets
+    /// Fencing reads, once per tick, the claims this owner holds (one walk of the running
+    /// entries of the covering index `tasks_status_id`): a task whose claim was replaced gets
     /// [`HeartbeatReply::Lost`] and nothing of it is written. The held tasks' progress and
     /// durable offsets go into this owner's `task_beats` rows (only the buckets that changed),
     /// their liveness into the one `instances` row. A claim this owner still holds but no longer
@@ -102,10 +102,11 @@ impl Store {
     }
 }
 
-/// The claims `owner` holds: task id → attempt, from the covering partial index.
+/// The claims `owner` holds: task id → attempt, from the covering `(status, id, owner_id,
+/// attempt)` index.
 fn held_claims(tx: &Connection, owner: &str) -> Result<HashMap<i64, i64>, StoreError> {
     let mut stmt = tx.prepare_cached(
-        "SELECT id, attempt FROM tasks WHERE owner_id = ?1 AND status = 'running'",
+        "SELECT id, attempt FROM tasks WHERE status = 'running' AND owner_id = ?1",
     )?;
     let held = stmt
         .query_map([owner], |r| Ok((r.get(0)?, r.get(1)?)))?

@@ -454,15 +454,12 @@ fn a_version_4_database_upgrades_and_its_running_tasks_read_as_before() {
         .conn
         .query_row(
             "EXPLAIN QUERY PLAN SELECT id, attempt FROM tasks \
-             WHERE owner_id = 'old' AND status = 'running'",
+             WHERE status = 'running' AND owner_id = 'old'",
             [],
             |r| r.get(3),
         )
         .unwrap();
-    assert!(
-        plan.contains("COVERING INDEX tasks_owner_running"),
-        "{plan}"
-    );
+    assert!(plan.contains("COVERING INDEX tasks_status_id"), "{plan}");
 }
 
 #[test]

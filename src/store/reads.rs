@@ -99,20 +99,54 @@ impl Reader {
     /// One task, or `None` when the id is unknown.
     pub fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
         let sql = format!("SELECT {} FROM tasks WHERE id = ?1", rows::TASK_COLUMNS);
-        let mut task = self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row([id.0], rows::task)
-            .optional()?;
-        if let Some(task) = &mut task {
-            self.overlay().task(task)?;
-        }
-        Ok(task)
+        self.consistent(|| {
+            let mut task = self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row([id.0], rows::task)
+                .optional()?;
+            if let Some(task) = &mut task {
+                self.overlay().task(task)?;
+            }
+            Ok(task)
+        })
     }
 
     /// Reads beats on top of rows, on this connection.
     fn overlay(&self) -> Overlay<'_> {
         Overlay::new(&self.conn)
+    }
+
+    /// Tasks `sql` selects (its columns `rows::TASK_COLUMNS`), with their owners' last heartbeat
+    /// added, read from one commit.
+    fn tasks_where(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.consistent(|| {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let mut tasks: Vec<Task> = stmt
+                .query_map(params, rows::task)?
+                .collect::<Result<_, _>>()?;
+            self.overlay().tasks(&mut tasks)?;
+            Ok(tasks)
+        })
+    }
+
+    /// Runs `read` in one read transaction (unless one is open already), so the rows and the
+    /// beats added to them come from the same commit, never from either side of a tick.
+    fn consistent<T>(&self, read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if !self.conn.is_autocommit() {
+            return read();
+        }
+        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        let result = read();
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.conn.prepare_cached(end)?.execute([]);
+        let value = result?;
+        ended?;
+        Ok(value)
     }
 
     /// The files of a task, in order.
@@ -121,12 +155,14 @@ impl Reader {
             "SELECT {} FROM files WHERE task_id = ?1 ORDER BY idx",
             rows::FILE_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut files: Vec<FileEntry> = stmt
-            .query_map([id.0], rows::file)?
-            .collect::<Result<_, _>>()?;
-        self.overlay().files(id, &mut files)?;
-        Ok(files)
+        self.consistent(|| {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut files: Vec<FileEntry> = stmt
+                .query_map([id.0], rows::file)?
+                .collect::<Result<_, _>>()?;
+            self.overlay().files(id, &mut files)?;
+            Ok(files)
+        })
     }
 
     /// A task's event log, oldest first.
@@ -164,10 +200,8 @@ impl Reader {
             "SELECT {} FROM tasks WHERE status IN ('queued', 'running', 'interrupted')",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut tasks: Vec<Task> = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        let mut tasks = self.tasks_where(&sql, [])?;
         tasks.sort_unstable_by_key(|t| t.id);
-        self.overlay().tasks(&mut tasks)?;
         Ok(tasks)
     }
 
@@ -177,10 +211,7 @@ impl Reader {
             "SELECT {} FROM tasks WHERE status = 'running' ORDER BY id",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut tasks: Vec<Task> = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
-        self.overlay().tasks(&mut tasks)?;
-        Ok(tasks)
+        self.tasks_where(&sql, [])
     }
 
     /// True when some task is queued, or interrupted and resumable.
@@ -222,12 +253,7 @@ impl Reader {
             where_sql(&clauses)
         );
         params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut tasks: Vec<Task> = stmt
-            .query_map(params_from_iter(params), rows::task)?
-            .collect::<Result<_, _>>()?;
-        self.overlay().tasks(&mut tasks)?;
-        Ok(tasks)
+        self.tasks_where(&sql, params_from_iter(params))
     }
 
     /// How many tasks the filter matches. Without text this sums the kept per-project,
@@ -348,16 +374,13 @@ impl Reader {
              AND dest_dir = ?2 AND status IN ('queued', 'running', 'interrupted')",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
         for name in names {
-            for task in stmt.query_map(rusqlite::params![name, dest_dir], rows::task)? {
-                let task = task?;
+            for task in self.tasks_where(&sql, rusqlite::params![name, dest_dir])? {
                 if !found.iter().any(|t: &Task| t.id == task.id) {
                     found.push(task);
                 }
             }
         }
-        self.overlay().tasks(&mut found)?;
         Ok(found)
     }
 
@@ -367,23 +390,20 @@ impl Reader {
             "SELECT {} FROM tasks WHERE status = 'running' AND project = ?1",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut tasks: Vec<Task> = stmt
-            .query_map([project], rows::task)?
-            .collect::<Result<_, _>>()?;
-        self.overlay().tasks(&mut tasks)?;
-        Ok(tasks)
+        self.tasks_where(&sql, [project])
     }
 
     /// Total bytes durably downloaded, per project (running claims' heartbeats included).
     pub fn bytes_by_project(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT project, SUM(bytes_done) FROM tasks GROUP BY project")?;
-        let mut rows: Vec<(String, i64)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?
-            .collect::<Result<_, _>>()?;
-        let ahead = self.overlay().bytes_ahead_by_project()?;
+        let (mut rows, ahead) = self.consistent(|| {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT project, SUM(bytes_done) FROM tasks GROUP BY project")?;
+            let rows: Vec<(String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok((rows, self.overlay().bytes_ahead_by_project()?))
+        })?;
         for (project, bytes) in &mut rows {
             *bytes = bytes.saturating_add(ahead.get(project).copied().unwrap_or(0));
         }

@@ -147,10 +147,12 @@ CREATE TABLE task_beats (
     beats     BLOB NOT NULL,
     PRIMARY KEY (owner_id, bucket)
 );
--- A tick's fence: the claims its owner holds, in one walk of a small covering index (status
--- is in it so that the walk reads no table row).
-CREATE INDEX tasks_owner_running ON tasks(owner_id, id, attempt, status)
-    WHERE status = 'running';
+-- A tick's fence (which claims does its owner still hold?) walks the running entries of the
+-- (status, id) index; with the owner and attempt in it, the walk reads no table row. Not a
+-- partial index on status = 'running': SQLite re-prepares every statement that compares
+-- status with a bound parameter when such an index exists (the claim's, every time).
+DROP INDEX tasks_status_id;
+CREATE INDEX tasks_status_id ON tasks(status, id, owner_id, attempt);
 "#,
 ];
 
