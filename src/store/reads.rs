@@ -9,6 +9,11 @@ use super::overlay::Overlay;
 use super::{Reader, StoreError, rows};
 use crate::model::{FileEntry, Instance, InstanceId, Status, Task, TaskEvent, TaskId};
 
+/// Opens the one read transaction of the store ([`Reader::consistent`]). Deferred, unlike every
+/// writing transaction (`BEGIN IMMEDIATE`): it only ever reads, so it never has to upgrade to a
+/// write lock, which is what makes a deferred writer fail with `SQLITE_BUSY_SNAPSHOT`.
+const READ_SNAPSHOT: &str = "BEGIN DEFERRED";
+
 /// Which tasks a history page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HistoryFilter {
@@ -135,12 +140,14 @@ impl Reader {
     }
 
     /// Runs `read` in one read transaction (unless one is open already), so the rows and the
-    /// beats added to them come from the same commit, never from either side of a tick.
+    /// beats added to them come from the same commit, never from either side of a tick or a
+    /// fold (a row from before a fold with no beat after it would look stale). `read` only
+    /// reads.
     fn consistent<T>(&self, read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
         if !self.conn.is_autocommit() {
             return read();
         }
-        self.conn.prepare_cached("BEGIN")?.execute([])?;
+        self.conn.prepare_cached(READ_SNAPSHOT)?.execute([])?;
         let result = read();
         let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
         let ended = self.conn.prepare_cached(end)?.execute([]);
