@@ -24,18 +24,22 @@
 use std::collections::HashSet;
 
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 
 use super::{StoreError, execute_cached};
 use crate::model::Lease;
 
 /// Rows per owner: task id mod this. Part of the stored format (readers must agree).
 pub(super) const BUCKETS: i64 = 64;
-/// The first byte of every bucket blob.
-const FORMAT: u8 = 1;
+/// The first byte of every bucket blob: bump it when the encoding of [`Beat`] changes, so an
+/// older or newer haul refuses the rows instead of misreading them (2: postcard).
+const FORMAT: u8 = 2;
 
-/// An owner's last word on one claim.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An owner's last word on one claim. Its fields, in this order, and [`BeatFile`]'s are the
+/// stored format (postcard writes fields in order, unnamed): a change bumps [`FORMAT`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct Beat {
+    /// The claim: the task's id and the attempt that holds it.
     pub task: i64,
     pub attempt: i64,
     /// When bytes last arrived (ms since the epoch), if they did since the beat began.
@@ -44,7 +48,7 @@ pub(super) struct Beat {
 }
 
 /// One file in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(super) struct BeatFile {
     pub index: u32,
     /// The durable offset the owner reported.
@@ -63,110 +67,58 @@ impl Beat {
     }
 }
 
+/// The `task_beats` bucket of a task: its id mod [`BUCKETS`].
 pub(super) fn bucket_of(task: i64) -> i64 {
     task.rem_euclid(BUCKETS)
 }
 
 // ------------------------------------------------------------------ stored format
 
-/// `FORMAT`, then per beat (by task id): task, attempt, `files << 1 | has progress`,
-/// [progress_at], then per file: index, offset, base. Integers are LEB128 varints, signed ones
-/// zigzagged.
-fn encode(beats: &[Beat]) -> Vec<u8> {
+/// `FORMAT`, then the bucket's beats (by task id) in postcard's wire format
+/// (<https://postcard.jamesmunns.com/wire-format>): integers as varints, signed ones zigzagged,
+/// a sequence as its length and then its items, an option as a 0/1 tag and then its value.
+fn encode(beats: &[Beat], owner: &str) -> Result<Vec<u8>, StoreError> {
     let mut out = Vec::with_capacity(1 + beats.len() * 24);
     out.push(FORMAT);
-    for beat in beats {
-        put_signed(&mut out, beat.task);
-        put_signed(&mut out, beat.attempt);
-        put(
-            (beat.files.len() as u64) << 1 | u64::from(beat.progress_at.is_some()),
-            &mut out,
-        );
-        if let Some(at) = beat.progress_at {
-            put_signed(&mut out, at);
-        }
-        for f in &beat.files {
-            put(u64::from(f.index), &mut out);
-            put(f.offset, &mut out);
-            put(f.base, &mut out);
-        }
-    }
-    out
-}
-
-fn decode(bytes: &[u8], owner: &str) -> Result<Vec<Beat>, StoreError> {
-    let malformed = || {
+    postcard::to_extend(beats, out).map_err(|e| {
         StoreError::Unsupported(format!(
-            "a heartbeat row of instance {owner} in task_beats is malformed; \
-             run `haul recover` from a haul of the same version"
+            "cannot encode the heartbeat of instance {owner} for task_beats ({e})"
         ))
-    };
-    let (&format, mut rest) = bytes.split_first().ok_or_else(malformed)?;
-    if format != FORMAT {
-        return Err(malformed());
-    }
-    let mut beats = Vec::new();
-    while !rest.is_empty() {
-        let mut next = || take(&mut rest).ok_or_else(malformed);
-        let task = unzig(next()?);
-        let attempt = unzig(next()?);
-        let header = next()?;
-        let progress_at = if header & 1 == 1 {
-            Some(unzig(next()?))
-        } else {
-            None
-        };
-        let count = header >> 1;
-        let mut files = Vec::with_capacity(count.min(1024) as usize);
-        for _ in 0..count {
-            let index = u32::try_from(next()?).map_err(|_| malformed())?;
-            files.push(BeatFile {
-                index,
-                offset: next()?,
-                base: next()?,
-            });
-        }
-        beats.push(Beat {
-            task,
-            attempt,
-            progress_at,
-            files,
-        });
-    }
-    Ok(beats)
+    })
 }
 
-fn put(mut v: u64, out: &mut Vec<u8>) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
+/// The beats of one bucket blob. Another format, a cut or garbled blob, or bytes left over are
+/// all an error that names the owner, never a guess.
+fn decode(bytes: &[u8], owner: &str) -> Result<Vec<Beat>, StoreError> {
+    match bytes.split_first() {
+        Some((&FORMAT, rest)) => match postcard::take_from_bytes::<Vec<Beat>>(rest) {
+            Ok((beats, [])) => Ok(beats),
+            Ok((_, left)) => Err(malformed(
+                owner,
+                format_args!("{} bytes left over", left.len()),
+            )),
+            Err(e) => Err(malformed(owner, e)),
+        },
+        Some((&format, _)) => Err(malformed(
+            owner,
+            format_args!("format {format}, not {FORMAT}"),
+        )),
+        None => Err(malformed(owner, "empty")),
     }
-    out.push(v as u8);
 }
 
-fn put_signed(out: &mut Vec<u8>, v: i64) {
-    put(((v << 1) ^ (v >> 63)) as u64, out);
-}
-
-fn take(bytes: &mut &[u8]) -> Option<u64> {
-    let mut v = 0u64;
-    for shift in (0..64).step_by(7) {
-        let (&b, rest) = bytes.split_first()?;
-        *bytes = rest;
-        v |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Some(v);
-        }
-    }
-    None
-}
-
-fn unzig(v: u64) -> i64 {
-    ((v >> 1) as i64) ^ -((v & 1) as i64)
+/// A `task_beats` row this haul cannot read: it changes nothing and says so.
+fn malformed(owner: &str, why: impl std::fmt::Display) -> StoreError {
+    StoreError::Unsupported(format!(
+        "a heartbeat row of instance {owner} in task_beats is malformed ({why}): a haul of \
+         another version wrote it, or it is damaged; haul changed nothing, so use the haul \
+         version that wrote it"
+    ))
 }
 
 // ------------------------------------------------------------------ rows
 
+/// The beats of one owner's bucket, by task id (none when it has no row).
 pub(super) fn load_bucket(
     conn: &Connection,
     owner: &str,
@@ -179,6 +131,7 @@ pub(super) fn load_bucket(
     blob.map_or(Ok(Vec::new()), |b| decode(&b, owner))
 }
 
+/// Writes one owner's bucket, or removes its row when no beat is left in it.
 fn save_bucket(
     conn: &Connection,
     owner: &str,
@@ -196,7 +149,7 @@ fn save_bucket(
             conn,
             "INSERT INTO task_beats (owner_id, bucket, beats) VALUES (?1, ?2, ?3) \
              ON CONFLICT (owner_id, bucket) DO UPDATE SET beats = excluded.beats",
-            params![owner, bucket, encode(beats)],
+            params![owner, bucket, encode(beats, owner)?],
         )?;
     }
     Ok(())
@@ -278,6 +231,7 @@ pub(super) struct Book {
 }
 
 impl Book {
+    /// Reads every bucket row of `owner`, in the tick's transaction.
     pub fn load(conn: &Connection, owner: &str) -> Result<Book, StoreError> {
         let mut book = Book {
             owner: owner.to_owned(),
@@ -291,14 +245,11 @@ impl Book {
             let bucket: i64 = row.get(0)?;
             let blob = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
             let beats = decode(blob, owner)?;
-            match book.buckets.get_mut(bucket as usize) {
-                Some(slot) if (0..BUCKETS).contains(&bucket) => *slot = beats,
-                _ => {
-                    return Err(StoreError::Unsupported(format!(
-                        "bad heartbeat bucket {bucket}"
-                    )));
-                }
-            }
+            let slot = usize::try_from(bucket)
+                .ok()
+                .and_then(|b| book.buckets.get_mut(b))
+                .ok_or_else(|| malformed(owner, format_args!("bucket {bucket} of {BUCKETS}")))?;
+            *slot = beats;
         }
         Ok(book)
     }
@@ -435,12 +386,38 @@ mod tests {
                 files: Vec::new(),
             },
         ];
-        let bytes = encode(&beats);
+        let bytes = encode(&beats, "x").unwrap();
+        assert_eq!(bytes[0], FORMAT);
         assert_eq!(decode(&bytes, "x").unwrap(), beats);
-        assert_eq!(decode(&encode(&[]), "x").unwrap(), Vec::new());
-        // Cut short, or of another format: an error, never a guess.
-        assert!(decode(&bytes[..bytes.len() - 1], "x").is_err());
-        assert!(decode(&[2], "x").is_err());
-        assert!(decode(&[], "x").is_err());
+        let none = encode(&[], "x").unwrap();
+        assert_eq!(decode(&none, "x").unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn a_cut_garbled_or_foreign_blob_is_a_clear_error_never_a_panic() {
+        let beats = vec![Beat {
+            task: 3,
+            attempt: 2,
+            progress_at: Some(1_790_000_000_123),
+            files: vec![BeatFile {
+                index: 1,
+                offset: 1 << 40,
+                base: 7,
+            }],
+        }];
+        let bytes = encode(&beats, "x").unwrap();
+        let mut bad: Vec<Vec<u8>> = (0..bytes.len()).map(|n| bytes[..n].to_vec()).collect();
+        bad.push([&bytes[..], &[0]].concat()); // a byte left over
+        bad.push(vec![FORMAT + 1]); // another format
+        bad.push([&[FORMAT][..], &[0xff; 12]].concat()); // a varint that never ends
+        bad.push(vec![FORMAT, 1, 2, 2, 2]); // an option tag that is neither 0 nor 1
+        for blob in bad {
+            let err = decode(&blob, "owner-a").unwrap_err().to_string();
+            assert!(
+                err.starts_with("a heartbeat row of instance owner-a in task_beats is malformed (")
+                    && err.ends_with("use the haul version that wrote it"),
+                "{blob:?}: {err}"
+            );
+        }
     }
 }

@@ -508,3 +508,38 @@ fn many_tasks_share_a_few_beat_rows_and_each_keeps_its_own() {
     assert_eq!(beat_rows(&store.conn), 0);
     assert_eq!(store.running().unwrap(), Vec::<Task>::new(), "nothing runs");
 }
+
+#[test]
+fn a_damaged_beat_row_is_a_clear_error_to_readers_the_tick_and_the_owners_writes() {
+    let (_dir, mut store, me) = open();
+    let lease = claimed(&mut store, &me, "a", 1);
+    tick(&mut store, &me, &[progress(lease, &[(0, 10)])], 1);
+    store
+        .conn
+        .execute(
+            "UPDATE task_beats SET beats = substr(beats, 1, length(beats) - 1)",
+            [],
+        )
+        .unwrap();
+    let before = raw(&store, lease);
+    let malformed = |err: StoreError| {
+        let err = err.to_string();
+        assert!(
+            err.contains("heartbeat row of instance owner-a in task_beats is malformed"),
+            "{err}"
+        );
+    };
+    malformed(store.task(lease.task).unwrap_err());
+    malformed(store.files(lease.task).unwrap_err());
+    malformed(
+        store
+            .heartbeat(&me, &[progress(lease, &[(0, 20)])], at(2))
+            .unwrap_err(),
+    );
+    malformed(
+        store
+            .finish(lease, &Outcome::Completed, &[], &me, at(3))
+            .unwrap_err(),
+    );
+    assert_eq!(raw(&store, lease), before, "nothing was written");
+}
