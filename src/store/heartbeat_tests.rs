@@ -404,12 +404,7 @@ fn cancel_requests_are_still_answered_by_the_tick() {
 
 #[test]
 fn a_version_4_database_upgrades_and_its_running_tasks_read_as_before() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("haul.db");
-    {
-        let mut conn = Connection::open(&path).unwrap();
-        schema::configure_writer(&conn).unwrap();
-        schema::migrate_to(&mut conn, 4).unwrap();
+    let (_dir, mut store) = super::tests::upgraded_from(4, |conn| {
         conn.execute_batch(
             "INSERT INTO instances (id, host, pid, mode, started_at, heartbeat_at) \
                VALUES ('old', 'h', 1, 'worker', 0, 1800000000000);
@@ -421,13 +416,7 @@ fn a_version_4_database_upgrades_and_its_running_tasks_read_as_before() {
                VALUES (1, 0, 'http://x/f', 'f', 700);",
         )
         .unwrap();
-    }
-    let mut store = Store::open(&path).unwrap();
-    let version: usize = store
-        .conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, schema::latest_version());
+    });
     let lease = Lease {
         task: TaskId(1),
         attempt: Attempt(3),

@@ -18,6 +18,7 @@ pub(super) struct Overlay<'c> {
 }
 
 impl<'c> Overlay<'c> {
+    /// An overlay that reads on `conn`, inside the caller's transaction (if any).
     pub fn new(conn: &'c Connection) -> Overlay<'c> {
         Overlay {
             conn,
@@ -50,6 +51,7 @@ impl<'c> Overlay<'c> {
             .filter(|b| b.attempt == attempt))
     }
 
+    /// The owner's last heartbeat (ms), read once per overlay.
     fn heartbeat(&mut self, owner: &str) -> Result<Option<i64>, StoreError> {
         if let Some(known) = self.heartbeats.get(owner) {
             return Ok(*known);
@@ -82,6 +84,7 @@ impl<'c> Overlay<'c> {
         Ok(())
     }
 
+    /// [`Overlay::task`] for each of `tasks`.
     pub fn tasks(&mut self, tasks: &mut [Task]) -> Result<(), StoreError> {
         tasks.iter_mut().try_for_each(|t| self.task(t))
     }
@@ -106,16 +109,17 @@ impl<'c> Overlay<'c> {
 
     /// The files of one task with the durable offsets its owner reported.
     pub fn files(&mut self, id: TaskId, files: &mut [FileEntry]) -> Result<(), StoreError> {
-        let claim: Option<(String, Option<String>, i64)> = self
+        let claim: Option<(Option<String>, i64)> = self
             .conn
-            .prepare_cached("SELECT status, owner_id, attempt FROM tasks WHERE id = ?1")?
-            .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .prepare_cached(
+                "SELECT owner_id, attempt FROM tasks WHERE id = ?1 AND status = 'running'",
+            )?
+            .query_row([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        let Some((status, owner, attempt)) = claim else {
+        let Some((owner, attempt)) = claim else {
             return Ok(());
         };
-        let status = Status::parse(&status).unwrap_or(Status::Failed);
-        let Some(beat) = self.beat(id, status, owner.as_deref(), attempt)? else {
+        let Some(beat) = self.beat(id, Status::Running, owner.as_deref(), attempt)? else {
             return Ok(());
         };
         for file in files.iter_mut().filter(|f| !f.done) {
