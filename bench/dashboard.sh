@@ -4,7 +4,7 @@
 #         bytes/s written and CPU over WATCH_IDLE_S seconds (60)
 #   busy: 10 downloads running (a `haul run` worker in the background fetching /crawl/, so
 #         they stay active): bytes/s and CPU over WATCH_BUSY_S seconds (20)
-# Usage: HAUL=... BIG_DB=/tmp/haul-bench-cache/store-v2-1000000.db bench/dashboard.sh RESULTS_DIR
+# Usage: HAUL=... BIG_DB=/tmp/haul-bench-cache/store-v3-1000000.db bench/dashboard.sh RESULTS_DIR
 # Writes RESULTS_DIR/dashboard.tsv (see watch_pty.py). If `haul watch` does not run (the
 # dashboard is not built yet), the rows say so (valid = 0) and the script still succeeds.
 set -euo pipefail

@@ -37,7 +37,7 @@ struct Opts {
 
 fn parse() -> Res<Opts> {
     let mut o = Opts {
-        db: PathBuf::from("/tmp/haul-bench-cache/store-v2-1000000.db"),
+        db: PathBuf::from("/tmp/haul-bench-cache/store-v3-1000000.db"),
         work: PathBuf::from("/dev/shm/haul-bench-frame"),
         tsv: None,
         runs: 31,

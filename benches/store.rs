@@ -26,8 +26,9 @@ use haul::store::{Actor, ClaimRules, HistoryFilter, Outcome, PageKey, Store, Tas
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 /// Bump when the generated database changes shape, so a stale cache is not reused
-/// (2: schema with the `task_counts` totals).
-const CACHE_VERSION: u32 = 2;
+/// (2: schema with the `task_counts` totals; 3: schema 5, with `task_beats` and the owner's
+/// running-claims index, analyzed).
+const CACHE_VERSION: u32 = 3;
 /// Rows of a history page (a 120×40 dashboard shows about 30).
 const PAGE: usize = 50;
 
@@ -346,7 +347,7 @@ fn bench_heartbeat(o: &Opts, r: &mut Report) -> Res<()> {
             "heartbeat",
             format!("tick, {n} running tasks (fresh db)"),
             &times,
-            "1 txn: instance + task + file offset + totals per task",
+            "1 txn: instance row + fence (index walk) + changed task_beats buckets",
         );
         drop(store);
         remove_db(&db);

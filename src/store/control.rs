@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
+use super::beats;
 use super::notifications::{NotifyKind, enqueue};
 use super::writes::{Actor, insert_event};
 use super::{Store, StoreError, execute_cached, rows, to_ms};
@@ -72,6 +73,7 @@ impl Store {
                 )?;
                 return Ok(CancelOutcome::Requested { owner });
             }
+            beats::fold(tx, task.lease())?;
             execute_cached(
                 tx,
                 "UPDATE tasks SET status = 'cancelled', error_message = ?2, finished_at = ?3, \
@@ -109,6 +111,7 @@ impl Store {
             if expected.is_some_and(|a| a != task.attempt) {
                 return Ok(RestartOutcome::Changed);
             }
+            beats::fold(tx, task.lease())?;
             let attempt: i64 = tx.query_row(
                 "UPDATE tasks SET status = 'queued', attempt = attempt + 1, owner_id = NULL, \
                  control = NULL, error_message = NULL, finished_at = NULL, retries = 0, \
@@ -142,6 +145,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let kinds = self.notify;
         self.write(|tx| {
+            beats::fold(tx, lease)?;
             let n = execute_cached(
                 tx,
                 "UPDATE tasks SET status = 'interrupted', error_message = ?3, updated_at = ?4, \

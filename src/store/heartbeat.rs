@@ -1,13 +1,18 @@
 //! One transaction per tick for every task this instance owns: heartbeat, durable offsets,
 //! progress milestones, and the answer to "do I still hold it, and does anyone want it stopped?".
+//!
+//! The tick writes the owner's `instances.heartbeat_at` and the packed `task_beats` rows that
+//! changed; it never rewrites a task's or a file's row while the claim runs. How readers turn
+//! that back into each task's `updated_at`, progress and offsets: [`super::beats`].
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 
-use super::writes::{Actor, FileChange, adjust_task_totals, insert_event};
-use super::{Store, StoreError, to_ms};
+use super::beats::{self, Book};
+use super::writes::{Actor, insert_event};
+use super::{Store, StoreError, execute_cached, to_ms};
 use crate::model::{EventKind, Lease};
 
 /// What the owner knows of one task at a tick. Offsets are durable (synced to disk) only.
@@ -34,10 +39,13 @@ pub enum HeartbeatReply {
 impl Store {
     /// Writes the heartbeat of the instance and all its tasks in one transaction.
     ///
-    /// One fenced `UPDATE` per task (which also moves its byte total by its file's delta, read
-    /// in the same statement) and one per file whose durable offset moved; the cancel requests
-    /// are read once for the whole tick through a tiny partial index. No indexed column
-    /// changes, so a tick moves no index entries.
+    /// Fencing reads, once per tick, the claims this owner holds (one walk of the running
+    /// entries of the covering index `tasks_status_id`): a task whose claim was replaced gets
+    /// [`HeartbeatReply::Lost`] and nothing of it is written. The held tasks' progress and
+    /// durable offsets go into this owner's `task_beats` rows (only the buckets that changed),
+    /// their liveness into the one `instances` row. A claim this owner still holds but no longer
+    /// reports is written back to its rows as of the last tick that reported it, so its
+    /// `updated_at` stops there. The cancel requests are read once through a tiny partial index.
     pub fn heartbeat(
         &mut self,
         by: &Actor,
@@ -45,51 +53,28 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<HeartbeatReply>, StoreError> {
         let now_ms = to_ms(now);
+        let owner = by.instance.0.as_str();
         self.write(|tx| {
-            tx.prepare_cached("UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1")?
-                .execute(params![by.instance.0, now_ms])?;
-            let mut touch = tx.prepare_cached(
-                "UPDATE tasks SET updated_at = ?3, \
-                   progress_at = CASE WHEN ?4 THEN ?3 ELSE progress_at END, \
-                   bytes_done = bytes_done + COALESCE((SELECT ?6 - f.bytes_done FROM files AS f \
-                     WHERE f.task_id = ?1 AND f.idx = ?5 AND f.done = 0), 0) \
-                 WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
+            let last_tick = beats::heartbeat_at(tx, owner)?;
+            execute_cached(
+                tx,
+                "UPDATE instances SET heartbeat_at = ?2 WHERE id = ?1",
+                params![owner, now_ms],
             )?;
-            let mut move_offset = tx.prepare_cached(
-                "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
-            )?;
+            let held = held_claims(tx, owner)?;
             let cancelled = cancel_requests(tx)?;
+            let mut book = Book::load(tx, owner)?;
+            let mut reported = HashSet::with_capacity(tasks.len());
             let mut replies = Vec::with_capacity(tasks.len());
             for task in tasks {
                 let lease = task.lease;
-                // The first file's delta rides along with the touch; further files (a task
-                // of many files, several in flight) move the total on their own.
-                let (index, offset) = task
-                    .files
-                    .first()
-                    .map_or((-1, 0), |&(i, o)| (i64::from(i), o as i64));
-                let touched = touch.execute(params![
-                    lease.task.0,
-                    lease.attempt.0,
-                    now_ms,
-                    task.progressed,
-                    index,
-                    offset
-                ])?;
-                if touched == 0 {
+                if held.get(&lease.task.0) != Some(&lease.attempt.0) {
                     replies.push(HeartbeatReply::Lost { lease });
                     continue;
                 }
-                for &(index, offset) in task.files.iter().skip(1) {
-                    let change = FileChange {
-                        done: Some(offset),
-                        ..FileChange::default()
-                    };
-                    adjust_task_totals(tx, lease.task, index, change, now)?;
-                }
-                for (index, offset) in &task.files {
-                    move_offset.execute(params![lease.task.0, *index as i64, *offset as i64])?;
-                }
+                reported.insert(lease.task.0);
+                let progress_at = task.progressed.then_some(now_ms);
+                book.beat(tx, lease, &task.files, progress_at)?;
                 if let Some(milestone) = &task.milestone {
                     insert_event(
                         tx,
@@ -106,9 +91,27 @@ impl Store {
                     cancel: cancelled.contains(&lease.task.0),
                 });
             }
+            for beat in book.take_unreported(&reported) {
+                if held.get(&beat.task) == Some(&beat.attempt) {
+                    beats::write_back(tx, &beat, last_tick)?;
+                }
+            }
+            book.save(tx)?;
             Ok(replies)
         })
     }
+}
+
+/// The claims `owner` holds: task id → attempt, from the covering `(status, id, owner_id,
+/// attempt)` index.
+fn held_claims(tx: &Connection, owner: &str) -> Result<HashMap<i64, i64>, StoreError> {
+    let mut stmt = tx.prepare_cached(
+        "SELECT id, attempt FROM tasks WHERE status = 'running' AND owner_id = ?1",
+    )?;
+    let held = stmt
+        .query_map([owner], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<HashMap<i64, i64>, _>>()?;
+    Ok(held)
 }
 
 /// Tasks an operator asked to stop (`control = 'cancel'`), from the partial index on

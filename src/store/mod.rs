@@ -3,11 +3,15 @@
 //! and return `model` types; no rusqlite type leaves this folder.
 
 mod actor;
+mod beats;
 mod claim;
 mod control;
 mod heartbeat;
+#[cfg(test)]
+mod heartbeat_tests;
 mod instances;
 mod notifications;
+mod overlay;
 mod reads;
 mod rows;
 mod schema;

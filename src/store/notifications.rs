@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::json;
 
-use super::{Store, StoreError, execute_cached, rows, to_ms};
+use super::{Store, StoreError, execute_cached, overlay, rows, to_ms};
 use crate::config::NotifyKinds;
 use crate::model::{Attempt, InstanceId, Lease, TaskId};
 use crate::recovery::age_secs;
@@ -65,13 +65,14 @@ pub(super) fn enqueue(
         return Ok(());
     }
     let sql = format!("SELECT {} FROM tasks WHERE id = ?1", rows::TASK_COLUMNS);
-    let Some(row) = tx
+    let Some(mut row) = tx
         .prepare_cached(&sql)?
         .query_row([task.0], rows::task)
         .optional()?
     else {
         return Ok(());
     };
+    overlay::Overlay::new(tx).task(&mut row)?;
     let owner = match &row.owner {
         Some(id) => tx
             .prepare_cached("SELECT host, pid FROM instances WHERE id = ?1")?

@@ -1,10 +1,18 @@
 //! Queries: tasks, files, events, instances, history pages. Every method is a short read;
-//! none holds a transaction open after it returns.
+//! none holds a transaction open after it returns. Tasks and files come back with their
+//! owner's last heartbeat added ([`Overlay`]): the effective `updated_at`, progress
+//! time, byte total and durable offsets, the same for every reader.
 
 use rusqlite::{OptionalExtension, params_from_iter, types::Value};
 
+use super::overlay::Overlay;
 use super::{Reader, StoreError, rows};
 use crate::model::{FileEntry, Instance, InstanceId, Status, Task, TaskEvent, TaskId};
+
+/// Opens the one read transaction of the store ([`Reader::consistent`]). Deferred, unlike every
+/// writing transaction (`BEGIN IMMEDIATE`): it only ever reads, so it never has to upgrade to a
+/// write lock, which is what makes a deferred writer fail with `SQLITE_BUSY_SNAPSHOT`.
+const READ_SNAPSHOT: &str = "BEGIN DEFERRED";
 
 /// Which tasks a history page shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -96,11 +104,56 @@ impl Reader {
     /// One task, or `None` when the id is unknown.
     pub fn task(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
         let sql = format!("SELECT {} FROM tasks WHERE id = ?1", rows::TASK_COLUMNS);
-        Ok(self
-            .conn
-            .prepare_cached(&sql)?
-            .query_row([id.0], rows::task)
-            .optional()?)
+        self.consistent(|| {
+            let mut task = self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row([id.0], rows::task)
+                .optional()?;
+            if let Some(task) = &mut task {
+                self.overlay().task(task)?;
+            }
+            Ok(task)
+        })
+    }
+
+    /// Reads beats on top of rows, on this connection.
+    fn overlay(&self) -> Overlay<'_> {
+        Overlay::new(&self.conn)
+    }
+
+    /// Tasks `sql` selects (its columns `rows::TASK_COLUMNS`), with their owners' last heartbeat
+    /// added, read from one commit.
+    fn tasks_where(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.consistent(|| {
+            let mut stmt = self.conn.prepare_cached(sql)?;
+            let mut tasks: Vec<Task> = stmt
+                .query_map(params, rows::task)?
+                .collect::<Result<_, _>>()?;
+            self.overlay().tasks(&mut tasks)?;
+            Ok(tasks)
+        })
+    }
+
+    /// Runs `read` in one read transaction (unless one is open already), so the rows and the
+    /// beats added to them come from the same commit, never from either side of a tick or a
+    /// fold (a row from before a fold with no beat after it would look stale). `read` only
+    /// reads.
+    fn consistent<T>(&self, read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        if !self.conn.is_autocommit() {
+            return read();
+        }
+        self.conn.prepare_cached(READ_SNAPSHOT)?.execute([])?;
+        let result = read();
+        let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
+        let ended = self.conn.prepare_cached(end)?.execute([]);
+        let value = result?;
+        ended?;
+        Ok(value)
     }
 
     /// The files of a task, in order.
@@ -109,11 +162,14 @@ impl Reader {
             "SELECT {} FROM files WHERE task_id = ?1 ORDER BY idx",
             rows::FILE_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let files = stmt
-            .query_map([id.0], rows::file)?
-            .collect::<Result<_, _>>()?;
-        Ok(files)
+        self.consistent(|| {
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let mut files: Vec<FileEntry> = stmt
+                .query_map([id.0], rows::file)?
+                .collect::<Result<_, _>>()?;
+            self.overlay().files(id, &mut files)?;
+            Ok(files)
+        })
     }
 
     /// A task's event log, oldest first.
@@ -151,8 +207,7 @@ impl Reader {
             "SELECT {} FROM tasks WHERE status IN ('queued', 'running', 'interrupted')",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let mut tasks: Vec<Task> = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
+        let mut tasks = self.tasks_where(&sql, [])?;
         tasks.sort_unstable_by_key(|t| t.id);
         Ok(tasks)
     }
@@ -163,9 +218,7 @@ impl Reader {
             "SELECT {} FROM tasks WHERE status = 'running' ORDER BY id",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let tasks = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
-        Ok(tasks)
+        self.tasks_where(&sql, [])
     }
 
     /// True when some task is queued, or interrupted and resumable.
@@ -207,11 +260,7 @@ impl Reader {
             where_sql(&clauses)
         );
         params.push(Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)));
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let tasks = stmt
-            .query_map(params_from_iter(params), rows::task)?
-            .collect::<Result<_, _>>()?;
-        Ok(tasks)
+        self.tasks_where(&sql, params_from_iter(params))
     }
 
     /// How many tasks the filter matches. Without text this sums the kept per-project,
@@ -332,10 +381,8 @@ impl Reader {
              AND dest_dir = ?2 AND status IN ('queued', 'running', 'interrupted')",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
         for name in names {
-            for task in stmt.query_map(rusqlite::params![name, dest_dir], rows::task)? {
-                let task = task?;
+            for task in self.tasks_where(&sql, rusqlite::params![name, dest_dir])? {
                 if !found.iter().any(|t: &Task| t.id == task.id) {
                     found.push(task);
                 }
@@ -350,22 +397,27 @@ impl Reader {
             "SELECT {} FROM tasks WHERE status = 'running' AND project = ?1",
             rows::TASK_COLUMNS
         );
-        let mut stmt = self.conn.prepare_cached(&sql)?;
-        let tasks = stmt
-            .query_map([project], rows::task)?
-            .collect::<Result<_, _>>()?;
-        Ok(tasks)
+        self.tasks_where(&sql, [project])
     }
 
-    /// Total bytes durably downloaded, per project.
+    /// Total bytes durably downloaded, per project (running claims' heartbeats included).
     pub fn bytes_by_project(&self) -> Result<Vec<(String, u64)>, StoreError> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT project, SUM(bytes_done) FROM tasks GROUP BY project")?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64)))?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
+        let (mut rows, ahead) = self.consistent(|| {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT project, SUM(bytes_done) FROM tasks GROUP BY project")?;
+            let rows: Vec<(String, i64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get::<_, i64>(1)?)))?
+                .collect::<Result<_, _>>()?;
+            Ok((rows, self.overlay().bytes_ahead_by_project()?))
+        })?;
+        for (project, bytes) in &mut rows {
+            *bytes = bytes.saturating_add(ahead.get(project).copied().unwrap_or(0));
+        }
+        Ok(rows
+            .into_iter()
+            .map(|(project, bytes)| (project, bytes.max(0) as u64))
+            .collect())
     }
 
     /// SQLite's `data_version`: changes when another connection commits.

@@ -135,6 +135,25 @@ DROP INDEX tasks_unfinished;
 -- Cancel requests, read once per heartbeat tick.
 CREATE INDEX tasks_control ON tasks(control) WHERE control IS NOT NULL;
 "#,
+    r#"
+-- The heartbeat no longer rewrites a task's and a file's row per running task per tick. Its
+-- owner's liveness is instances.heartbeat_at; the progress time and durable offsets of the
+-- tasks it runs are packed here, a few rows per owner (bucket = task id mod 64), each a blob
+-- of that bucket's claims, folded back into tasks and files when a claim ends or its files
+-- change (src/store/beats.rs has the format).
+CREATE TABLE task_beats (
+    owner_id  TEXT NOT NULL,
+    bucket    INTEGER NOT NULL,
+    beats     BLOB NOT NULL,
+    PRIMARY KEY (owner_id, bucket)
+);
+-- A tick's fence (which claims does its owner still hold?) walks the running entries of the
+-- (status, id) index; with the owner and attempt in it, the walk reads no table row. Not a
+-- partial index on status = 'running': SQLite re-prepares every statement that compares
+-- status with a bound parameter when such an index exists (the claim's, every time).
+DROP INDEX tasks_status_id;
+CREATE INDEX tasks_status_id ON tasks(status, id, owner_id, attempt);
+"#,
 ];
 
 /// Settings every read-write connection gets.

@@ -347,14 +347,32 @@ fn totals_follow_every_insert_and_status_change() {
     assert_eq!(count(&store, None, None), 8);
 }
 
-#[test]
-fn the_migration_back_fills_the_totals_of_a_database_made_before_them() {
+/// A database an older haul made: schema `version` with the rows `seed` adds, then opened by
+/// this haul (which upgrades it, checked).
+pub(super) fn upgraded_from(
+    version: usize,
+    seed: impl FnOnce(&Connection),
+) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("haul.db");
     {
         let mut conn = Connection::open(&path).unwrap();
         schema::configure_writer(&conn).unwrap();
-        schema::migrate_to(&mut conn, 2).unwrap();
+        schema::migrate_to(&mut conn, version).unwrap();
+        seed(&conn);
+    }
+    let store = Store::open(&path).unwrap();
+    let now: usize = store
+        .conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(now, schema::latest_version());
+    (dir, store)
+}
+
+#[test]
+fn the_migration_back_fills_the_totals_of_a_database_made_before_them() {
+    let (_dir, mut store) = upgraded_from(2, |conn| {
         let tables: i64 = conn
             .query_row(
                 "SELECT COUNT(*) FROM sqlite_master WHERE name = 'task_counts'",
@@ -372,13 +390,7 @@ fn the_migration_back_fills_the_totals_of_a_database_made_before_them() {
                ELSE 'completed' END, 0, 0, 1 FROM n",
         )
         .unwrap();
-    }
-    let mut store = Store::open(&path).unwrap();
-    let version: usize = store
-        .conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(version, schema::latest_version());
+    });
     assert_counts_match(&store.conn);
     assert_eq!(count(&store, None, None), 500);
     assert_eq!(count(&store, Some(Status::Failed), None), 100);

@@ -167,6 +167,7 @@ impl Store {
             if !holds(tx, lease)? {
                 return Ok(false);
             }
+            super::beats::fold(tx, lease)?;
             let change = FileChange {
                 done: Some(0),
                 ..FileChange::default()
@@ -205,6 +206,7 @@ impl Store {
             if !holds(tx, lease)? {
                 return Ok(false);
             }
+            super::beats::fold(tx, lease)?;
             let change = FileChange {
                 done: Some(bytes),
                 total: Some(Some(bytes)),
@@ -271,6 +273,7 @@ impl Store {
             }
         };
         self.write(|tx| {
+            super::beats::fold(tx, lease)?;
             let n = execute_cached(
                 tx,
                 "UPDATE tasks SET status = ?3, error_message = ?4, finished_at = ?5, \

@@ -211,7 +211,7 @@ fn log_file(env: &Env, round: usize) -> std::fs::File {
 /// SIGKILLs the worker once the durable bytes grew by a random amount, or after a random
 /// time, whichever comes first (it may also have exited by itself: then nothing is killed).
 fn kill_after_random_progress(env: &Env, worker: &mut Child, rng: &mut StdRng) {
-    let before = env.query_i64("SELECT COALESCE(SUM(bytes_done), 0) FROM files");
+    let before = env.durable_total();
     let grow = rng.gen_range(0..1_500_000i64);
     let limit = Duration::from_millis(rng.gen_range(20..1500));
     let start = Instant::now();
@@ -219,7 +219,7 @@ fn kill_after_random_progress(env: &Env, worker: &mut Child, rng: &mut StdRng) {
         if worker.try_wait().expect("try_wait").is_some() {
             return;
         }
-        let now = env.query_i64("SELECT COALESCE(SUM(bytes_done), 0) FROM files");
+        let now = env.durable_total();
         if now - before >= grow || start.elapsed() >= limit {
             break;
         }

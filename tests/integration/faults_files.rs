@@ -425,6 +425,13 @@ fn every_write_transaction_in_the_store_is_immediate() {
             let text = std::fs::read_to_string(&path).unwrap();
             for (n, line) in text.lines().enumerate() {
                 let at = format!("{}:{}", path.display(), n + 1);
+                // The one read-only transaction (rows and heartbeats from one commit): it never
+                // writes, so it never upgrades to a write lock.
+                if path.ends_with("store/reads.rs")
+                    && line == "const READ_SNAPSHOT: &str = \"BEGIN DEFERRED\";"
+                {
+                    continue;
+                }
                 assert!(
                     !line.contains(".transaction()"),
                     "{at}: deferred transaction"

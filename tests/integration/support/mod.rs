@@ -158,9 +158,26 @@ impl Env {
         self.query_i64(&format!("SELECT attempt FROM tasks WHERE id = {task}"))
     }
 
+    /// The database, read as haul reads it: rows with their owners' last heartbeat on top
+    /// (while a task runs, its durable offsets live in its owner's `task_beats`, not its row).
+    pub fn reader(&self) -> haul::store::ReadOnlyStore {
+        haul::store::ReadOnlyStore::open(&self.db).expect("open db read-only")
+    }
+
     /// Durable bytes of a task, as the database records them.
     pub fn durable(&self, task: i64) -> i64 {
-        self.query_i64(&format!("SELECT bytes_done FROM tasks WHERE id = {task}"))
+        let task = self
+            .reader()
+            .task(haul::model::TaskId(task))
+            .expect("read task")
+            .expect("task exists");
+        task.bytes_done as i64
+    }
+
+    /// Durable bytes of every task together.
+    pub fn durable_total(&self) -> i64 {
+        let projects = self.reader().bytes_by_project().expect("bytes by project");
+        projects.iter().map(|(_, bytes)| *bytes as i64).sum()
     }
 
     /// Event kinds of a task, in order.
