@@ -167,7 +167,9 @@ pub enum WriteError {
 
 /// Writes a body into a `.part` without holding a thread for the download: the chunks that
 /// are ready are gathered into a batch (of at most [`BATCH_BYTES`]), which one short blocking
-/// call writes, and syncs when a checkpoint is due; only then is more read. (Reading while a
+/// call writes; only then is more read. When a checkpoint is due, a sync of what is already
+/// written runs on another blocking thread beside the next writes, so the download never
+/// waits for the device mid-body. (Reading while a
 /// batch is written would keep the connection's previous read buffer alive and make it
 /// allocate a fresh one for every read; the socket buffers the data meanwhile, so the next
 /// read is simply larger.) An offset is reported durable (`EngineEvent::Checkpoint`) only after
@@ -183,6 +185,9 @@ pub struct BodyWriter {
     durable: u64,
     last_sync: Instant,
     checkpoint_every: Duration,
+    /// The checkpoint sync running beside the writes, if any: it makes the bytes written
+    /// before it began durable, and reports them, and answers with that offset.
+    syncing: Option<JoinHandle<Result<u64, WriteError>>>,
 }
 
 /// Where the `.part` is: here between batches, or on a blocking thread writing one.
@@ -229,6 +234,7 @@ impl BodyWriter {
             gathered_len: 0,
             durable: offset,
             last_sync: Instant::now(),
+            syncing: None,
         }
     }
 
@@ -271,8 +277,9 @@ impl BodyWriter {
         self.durable
     }
 
-    /// Hands the gathered batch to a blocking thread, which writes it and, when a checkpoint
-    /// is due, syncs and reports it. Does nothing while the previous batch is being written.
+    /// Hands the gathered batch to a blocking thread, which writes it; when a checkpoint is
+    /// due (and none is running), first starts the sync of what is already written beside it.
+    /// Does nothing while the previous batch is being written.
     pub fn start(&mut self) {
         let mut disk = match std::mem::replace(&mut self.disk, Slot::Lost) {
             Slot::Idle(disk) => disk,
@@ -283,12 +290,15 @@ impl BodyWriter {
         };
         let batch = std::mem::take(&mut self.gathered);
         self.gathered_len = 0;
-        let sync = self.last_sync.elapsed() >= self.checkpoint_every;
-        if sync {
+        if self.syncing.is_none()
+            && disk.written > self.durable
+            && self.last_sync.elapsed() >= self.checkpoint_every
+        {
             self.last_sync = Instant::now();
+            self.syncing = Some(disk.sync_beside());
         }
         self.disk = Slot::Writing(tokio::task::spawn_blocking(move || {
-            let result = disk.write(&batch, sync);
+            let result = disk.write(&batch);
             (disk, result)
         }));
     }
@@ -301,10 +311,12 @@ impl BodyWriter {
         };
         let joined = writing.await;
         match joined {
-            Ok((disk, result)) => {
+            Ok((mut disk, result)) => {
+                let synced = self.reap_sync(false).await;
+                disk.durable = disk.durable.max(self.durable);
                 self.durable = disk.durable;
                 self.disk = Slot::Idle(disk);
-                result
+                result.and(synced)
             }
             Err(e) => {
                 self.disk = Slot::Lost;
@@ -343,13 +355,28 @@ impl BodyWriter {
         (durable, result.map(|(disk, out)| (disk.part, out)))
     }
 
-    /// Waits for the batch in flight, then writes the gathered one and runs `then`, all in one
-    /// blocking call. Returns the durable offset, the disk and `then`'s result.
+    /// Takes the result of the checkpoint sync beside the writes: only when it is over, or
+    /// (`wait`) once it is. Its error is the writer's.
+    async fn reap_sync(&mut self, wait: bool) -> Result<(), WriteError> {
+        let Some(syncing) = self.syncing.take_if(|s| wait || s.is_finished()) else {
+            return Ok(());
+        };
+        let upto = syncing.await.unwrap_or_else(|e| Err(thread_lost(&e)))?;
+        self.durable = self.durable.max(upto);
+        Ok(())
+    }
+
+    /// Waits for the batch in flight and the checkpoint sync, then writes the gathered batch
+    /// and runs `then`, all in one blocking call. Returns the durable offset, the disk and
+    /// `then`'s result.
     async fn last<T: Send + 'static>(
         mut self,
         then: impl FnOnce(&mut Disk) -> Result<T, WriteError> + Send + 'static,
     ) -> (u64, Result<(Disk, T), WriteError>) {
         if let Err(e) = self.landed().await {
+            return (self.durable, Err(e));
+        }
+        if let Err(e) = self.reap_sync(true).await {
             return (self.durable, Err(e));
         }
         let Slot::Idle(mut disk) = std::mem::replace(&mut self.disk, Slot::Lost) else {
@@ -360,9 +387,10 @@ impl BodyWriter {
                 ))),
             );
         };
+        disk.durable = disk.durable.max(self.durable);
         let batch = std::mem::take(&mut self.gathered);
         let joined = tokio::task::spawn_blocking(move || {
-            let result = disk.write(&batch, false).and_then(|()| then(&mut disk));
+            let result = disk.write(&batch).and_then(|()| then(&mut disk));
             (disk.durable, result.map(|out| (disk, out)))
         })
         .await;
@@ -371,10 +399,10 @@ impl BodyWriter {
 }
 
 impl Disk {
-    /// Appends `batch` (stopping before the next `writev` once the stop signal fires), then
-    /// syncs when `sync` is set. A failed write keeps, durably, what reached the file (a
-    /// disk-full write may be partial); a stop syncs what was written.
-    fn write(&mut self, batch: &[Bytes], sync: bool) -> Result<(), WriteError> {
+    /// Appends `batch` (stopping before the next `writev` once the stop signal fires). A
+    /// failed write keeps, durably, what reached the file (a disk-full write may be partial);
+    /// a stop syncs what was written.
+    fn write(&mut self, batch: &[Bytes]) -> Result<(), WriteError> {
         let (n, result) = write_batch(&mut self.part.file, batch, &self.stop);
         self.written += n;
         match result {
@@ -383,9 +411,6 @@ impl Disk {
                     kill_point("write");
                 }
                 self.start_writeback();
-                if sync {
-                    self.checkpoint()?;
-                }
                 Ok(())
             }
             Err(WriteError::Stopped) => {
@@ -422,6 +447,28 @@ impl Disk {
             rustix::fs::Advice::DontNeed,
         );
         self.queued = self.written;
+    }
+
+    /// Starts a checkpoint on another blocking thread, through a second handle of the file:
+    /// it syncs and then reports as durable the bytes written so far, while the writes go on.
+    fn sync_beside(&self) -> JoinHandle<Result<u64, WriteError>> {
+        let file = self.part.file.try_clone();
+        let upto = self.written;
+        let (events, task, index) = (
+            self.report.events.clone(),
+            self.report.task,
+            self.report.index,
+        );
+        tokio::task::spawn_blocking(move || {
+            file.and_then(|f| f.sync_data()).map_err(WriteError::Io)?;
+            kill_point("synced");
+            let _ = events.send(EngineEvent::Checkpoint {
+                task,
+                index,
+                durable: upto,
+            });
+            Ok(upto)
+        })
     }
 
     /// Syncs the data, then reports everything written as durable.
@@ -696,6 +743,33 @@ mod tests {
         assert_eq!(len_seen_by_then, 9, "`then` runs after the last write");
         assert_eq!(durable, 0, "no checkpoint of its own: `then` syncs");
         assert!(checkpoints(&mut inbox).is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_syncs_beside_the_writes_and_reports_what_was_written_before_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut report, mut inbox) = reporter();
+        report.checkpoint_every = Duration::ZERO;
+        let part = create_new(&dir.path().join("beside.bin")).unwrap();
+        let mut writer = BodyWriter::new(part, 0, CancellationToken::new(), report);
+        for _ in 0..5 {
+            writer.gather(Bytes::from_static(b"0123456789"));
+            writer.start();
+            writer.landed().await.unwrap();
+        }
+        let (durable, result) = writer.finish().await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(durable, 50);
+        let reported = checkpoints(&mut inbox);
+        // The second batch started the first sync, of the 10 bytes written before it; the
+        // last one is the end's, after every sync beside the writes was over.
+        assert!(reported.len() >= 2, "{reported:?}");
+        assert_eq!(reported.first(), Some(&10), "{reported:?}");
+        assert_eq!(reported.last(), Some(&50), "{reported:?}");
+        assert!(
+            reported.windows(2).all(|w| w[0] < w[1]),
+            "each checkpoint moves the durable offset on: {reported:?}"
+        );
     }
 
     #[tokio::test]
