@@ -146,9 +146,6 @@ impl PartFile {
 /// it) in memory, however many downloads run and however slow the disk is.
 pub const BATCH_BYTES: usize = 128 * 1024;
 
-/// Written bytes handed to the kernel's writeback at a time (see [`Disk::start_writeback`]).
-const WRITEBACK_BYTES: u64 = 8 * 1024 * 1024;
-
 /// Where the writer reports durable offsets.
 pub struct WriterReport {
     pub task: TaskId,
@@ -205,8 +202,6 @@ struct Disk {
     written: u64,
     /// Bytes synced to disk and reported.
     durable: u64,
-    /// Bytes whose writeback was started (see [`Disk::start_writeback`]).
-    queued: u64,
     stop: CancellationToken,
     report: WriterReport,
 }
@@ -226,7 +221,6 @@ impl BodyWriter {
                 part,
                 written: offset,
                 durable: offset,
-                queued: offset,
                 stop,
                 report,
             }),
@@ -410,7 +404,6 @@ impl Disk {
                 if !batch.is_empty() {
                     kill_point("write");
                 }
-                self.start_writeback();
                 Ok(())
             }
             Err(WriteError::Stopped) => {
@@ -427,26 +420,6 @@ impl Disk {
                 Err(WriteError::Io(e))
             }
         }
-    }
-
-    /// Asks the kernel to start writing the last [`WRITEBACK_BYTES`] or more to the device
-    /// now, without waiting for it. Otherwise dirty pages wait in memory until a sync (or the
-    /// kernel's own threshold, often gigabytes), and each checkpoint and the final sync would
-    /// stall on all of them at once; this way the device writes while the network reads, and a
-    /// sync finds little left to do. (`POSIX_FADV_DONTNEED` on a range just written starts its
-    /// writeback and leaves the dirty pages cached.) Only a hint: an error changes nothing.
-    fn start_writeback(&mut self) {
-        let pending = self.written.saturating_sub(self.queued);
-        if pending < WRITEBACK_BYTES {
-            return;
-        }
-        let _ = rustix::fs::fadvise(
-            &self.part.file,
-            self.queued,
-            std::num::NonZeroU64::new(pending),
-            rustix::fs::Advice::DontNeed,
-        );
-        self.queued = self.written;
     }
 
     /// Starts a checkpoint on another blocking thread, through a second handle of the file:
