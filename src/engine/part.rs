@@ -146,6 +146,9 @@ impl PartFile {
 /// it) in memory, however many downloads run and however slow the disk is.
 pub const BATCH_BYTES: usize = 128 * 1024;
 
+/// The most of a body's end held back for the last write (see [`BodyWriter::holds_rest`]).
+const HOLD_BYTES: u64 = 16 * 1024;
+
 /// Where the writer reports durable offsets.
 pub struct WriterReport {
     pub task: TaskId,
@@ -254,11 +257,13 @@ impl BodyWriter {
         self.gathered_len > 0 && matches!(self.disk, Slot::Idle(_))
     }
 
-    /// Whether the batch being gathered can also take the `rest` of the body: then the whole
-    /// rest goes to the disk in the last call ([`Self::finish_with`]) and writing earlier
-    /// would only add a trip to a blocking thread (a small file is one call in all).
+    /// Whether the batch being gathered may also take the `rest` of the body, at most
+    /// [`HOLD_BYTES`] in all: then the rest goes to the disk in the last call
+    /// ([`Self::finish_with`]), and writing earlier would only add a trip to a blocking thread
+    /// (a small file is one call in all). Bounded so small, because on a slow connection what
+    /// is held waits in memory until the body ends.
     pub fn holds_rest(&self, rest: u64) -> bool {
-        (self.gathered_len as u64).saturating_add(rest) <= BATCH_BYTES as u64
+        (self.gathered_len as u64).saturating_add(rest) <= HOLD_BYTES
     }
 
     /// The `.part` being written.
