@@ -396,9 +396,7 @@ async fn stream_body(
     let mut received = offset;
     let mut last_progress = Instant::now();
     let failure = loop {
-        // The rest of the body fits in the batch being gathered: it is read to its end and
-        // written by the last call, with no write before.
-        let holding = total.is_some_and(|t| writer.holds_rest(t.saturating_sub(received)));
+        let rest = total.map(|t| t.saturating_sub(received));
         tokio::select! {
             biased;
             _ = stop.cancelled() => break Some(FileError::Stopped),
@@ -408,8 +406,7 @@ async fn stream_body(
                     return (kept, Err(write_failure(writer.path(), e, kept)));
                 }
             }
-            next = tokio::time::timeout(ctx.stall_timeout, response.chunk()),
-                if writer.has_room() || (holding && !writer.is_writing()) => {
+            next = tokio::time::timeout(ctx.stall_timeout, response.chunk()), if writer.has_room(rest) => {
                 match next {
                     Err(_) => {
                         break Some(FileError::retry(format!(
@@ -440,7 +437,7 @@ async fn stream_body(
                 }
             }
             // Nothing else is ready: the disk gets what was gathered.
-            () = std::future::ready(()), if writer.can_start() && !holding => writer.start(),
+            () = std::future::ready(()), if writer.can_start(rest) => writer.start(),
         }
     };
     let _ = ctx.events.send(EngineEvent::Progress {
@@ -580,7 +577,7 @@ async fn record_done(
         return Ok(());
     }
     let held = ctx
-        .write(|_| Ok(true))
+        .record_placed()
         .await
         .map_err(|e| FileError::retry(e.to_string()))?;
     if held {

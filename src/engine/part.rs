@@ -242,9 +242,10 @@ impl BodyWriter {
     }
 
     /// Whether another chunk may be read: no batch is being written, and the one being
-    /// gathered is not full.
-    pub fn has_room(&self) -> bool {
-        self.gathered_len < BATCH_BYTES && !self.is_writing()
+    /// gathered is not full or holds the body's end (`rest`: the bytes still to come, when
+    /// known; see [`Self::holds_rest`]).
+    pub fn has_room(&self, rest: Option<u64>) -> bool {
+        (self.gathered_len < BATCH_BYTES || self.holds_rest(rest)) && !self.is_writing()
     }
 
     /// Whether a batch is on its way to the disk (see [`Self::landed`]).
@@ -252,9 +253,10 @@ impl BodyWriter {
         matches!(self.disk, Slot::Writing(_))
     }
 
-    /// Whether [`Self::start`] would write something: bytes are gathered and the disk is free.
-    pub fn can_start(&self) -> bool {
-        self.gathered_len > 0 && matches!(self.disk, Slot::Idle(_))
+    /// Whether [`Self::start`] should write now: bytes are gathered, the disk is free, and
+    /// the batch is not holding the body's end for the last call.
+    pub fn can_start(&self, rest: Option<u64>) -> bool {
+        self.gathered_len > 0 && matches!(self.disk, Slot::Idle(_)) && !self.holds_rest(rest)
     }
 
     /// Whether the batch being gathered may also take the `rest` of the body, at most
@@ -262,8 +264,8 @@ impl BodyWriter {
     /// ([`Self::finish_with`]), and writing earlier would only add a trip to a blocking thread
     /// (a small file is one call in all). Bounded so small, because on a slow connection what
     /// is held waits in memory until the body ends.
-    pub fn holds_rest(&self, rest: u64) -> bool {
-        (self.gathered_len as u64).saturating_add(rest) <= HOLD_BYTES
+    fn holds_rest(&self, rest: Option<u64>) -> bool {
+        rest.is_some_and(|rest| (self.gathered_len as u64).saturating_add(rest) <= HOLD_BYTES)
     }
 
     /// The `.part` being written.
@@ -649,10 +651,10 @@ mod tests {
         // The way `stream_body` drives it: gather while there is room, start a batch when
         // the disk is free, and otherwise take no more until the batch in flight has landed.
         while accepted < 64 << 20 {
-            if writer.has_room() {
+            if writer.has_room(None) {
                 writer.gather(chunk.clone());
                 accepted += chunk.len();
-            } else if writer.can_start() {
+            } else if writer.can_start(None) {
                 writer.start();
             } else if writer.landed().now_or_never().is_none() {
                 break;

@@ -112,6 +112,12 @@ impl TaskCtx {
         }
         result
     }
+
+    /// Records now the files placed since the last write (a write with nothing of its own).
+    /// False when the claim is gone.
+    pub async fn record_placed(&self) -> Result<bool, StoreError> {
+        self.write(|_| Ok(true)).await
+    }
 }
 
 /// Runs a claimed task to its end and records that end (fenced).
