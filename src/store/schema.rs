@@ -172,6 +172,7 @@ pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
     // must never be lost after we told the operator it was saved.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     if let Some(pages) = test_knob("HAUL_TEST_MAX_PAGE_COUNT") {
         conn.pragma_update(None, "max_page_count", pages)?;
     }
