@@ -60,7 +60,7 @@ pub fn add_each(
     now: DateTime<Utc>,
 ) -> Result<Vec<AddOutcome>, Error> {
     let dest_dir = writable_dest(config, request)?;
-    store.batch(|store| {
+    store.atomic(|store| {
         request
             .urls
             .iter()

@@ -98,7 +98,7 @@ impl TaskCtx {
         let result = self
             .store
             .call(move |s| {
-                s.batch(|s| {
+                s.atomic(|s| {
                     if placed::record(s, lease, &files, chrono::Utc::now())? {
                         f(s)
                     } else {

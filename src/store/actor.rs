@@ -168,7 +168,7 @@ mod tests {
                             Ok(())
                         })?;
                     }
-                    Ok((n, s.batch_open))
+                    Ok((n, s.group == crate::store::transaction::Group::Batch))
                 })
                 .await
             }));

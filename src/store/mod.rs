@@ -69,6 +69,8 @@ pub enum StoreError {
         "the state database rolled back a transaction (disk full or I/O error); none of it was kept"
     )]
     RolledBack,
+    #[error("a write of an all-or-nothing unit failed; none of the unit was kept")]
+    WriteFailed,
 }
 
 impl StoreError {
@@ -89,6 +91,7 @@ impl StoreError {
             StoreError::ReadOnly => StoreError::ReadOnly,
             StoreError::ActorGone => StoreError::ActorGone,
             StoreError::RolledBack => StoreError::RolledBack,
+            StoreError::WriteFailed => StoreError::WriteFailed,
             StoreError::Unsupported(m) => StoreError::Unsupported(m.clone()),
             StoreError::Sqlite(e) => StoreError::Unsupported(format!("state database error: {e}")),
         }
@@ -140,8 +143,8 @@ pub struct Store {
     reader: Reader,
     /// Transitions recorded in the notification outbox.
     notify: crate::config::NotifyKinds,
-    /// A [`Store::batch`] transaction is open: writes are its savepoints.
-    batch_open: bool,
+    /// The unit of writes open now, if any.
+    group: transaction::Group,
 }
 
 impl Deref for Store {
@@ -199,7 +202,7 @@ impl Store {
                 path: path.to_owned(),
             },
             notify: crate::config::NotifyKinds::default(),
-            batch_open: false,
+            group: transaction::Group::Alone,
         })
     }
 }

@@ -427,3 +427,63 @@ fn a_batch_commits_together_and_a_failed_inner_batch_undoes_only_itself() {
     assert_eq!(all_ids(&store, &HistoryFilter::default()), vec![kept]);
     assert_counts_match(&store.conn);
 }
+
+#[test]
+fn an_atomic_unit_keeps_all_or_nothing_even_when_a_failed_write_is_swallowed() {
+    let (_dir, mut store) = store();
+    let now = Utc::now();
+    let kept = store
+        .atomic(|s| {
+            let a = s.add_task(&new_task("a", "one.bin"), "x", now, &me())?;
+            let b = s.add_task(&new_task("a", "two.bin"), "x", now, &me())?;
+            Ok::<_, super::StoreError>(vec![a, b])
+        })
+        .unwrap();
+    let mut newest_first = kept.clone();
+    newest_first.reverse();
+    assert_eq!(all_ids(&store, &HistoryFilter::default()), newest_first);
+
+    // The unit's Err keeps nothing.
+    let failed: Result<(), super::StoreError> = store.atomic(|s| {
+        s.add_task(&new_task("b", "gone.bin"), "x", now, &me())?;
+        Err(super::StoreError::Unsupported("no".into()))
+    });
+    assert!(failed.is_err());
+
+    // A write that failed fails the unit, even when its error was not passed on.
+    let swallowed: Result<(), super::StoreError> = store.atomic(|s| {
+        s.add_task(&new_task("c", "gone-too.bin"), "x", now, &me())?;
+        let refused = s.write(|tx| {
+            tx.execute("INSERT INTO no_such_table VALUES (1)", [])?;
+            Ok(())
+        });
+        assert!(refused.is_err());
+        Ok(())
+    });
+    assert!(
+        matches!(swallowed, Err(super::StoreError::WriteFailed)),
+        "{swallowed:?}"
+    );
+    assert_eq!(all_ids(&store, &HistoryFilter::default()), newest_first);
+    assert_counts_match(&store.conn);
+}
+
+#[test]
+fn a_failed_atomic_unit_inside_a_batch_undoes_only_itself() {
+    let (_dir, mut store) = store();
+    let now = Utc::now();
+    let kept = store
+        .batch(|s| {
+            let first = s.add_task(&new_task("a", "kept.bin"), "x", now, &me())?;
+            let inner: Result<(), super::StoreError> = s.atomic(|s| {
+                s.add_task(&new_task("a", "undone.bin"), "x", now, &me())?;
+                s.batch(|s| s.add_task(&new_task("a", "undone-too.bin"), "x", now, &me()))?;
+                Err(super::StoreError::Unsupported("refused".into()))
+            });
+            assert!(inner.is_err());
+            Ok::<_, super::StoreError>(first)
+        })
+        .unwrap();
+    assert_eq!(all_ids(&store, &HistoryFilter::default()), vec![kept]);
+    assert_counts_match(&store.conn);
+}
