@@ -48,44 +48,50 @@ impl<'a> Assessor<'a> {
     }
 
     /// The owner row and its state (probed once per instance).
-    pub fn owner(&mut self, id: &InstanceId) -> Result<(Option<Instance>, OwnerState), StoreError> {
-        if let Some(known) = self.owners.get(id) {
-            return Ok(known.clone());
+    fn owner(&mut self, id: &InstanceId) -> Result<&(Option<Instance>, OwnerState), StoreError> {
+        if !self.owners.contains_key(id) {
+            let instance = self.reader.instance(id)?;
+            let state = self.probe.owner_state(instance.as_ref(), self.now);
+            self.owners.insert(id.clone(), (instance, state));
         }
-        let instance = self.reader.instance(id)?;
-        let state = self.probe.owner_state(instance.as_ref(), self.now);
-        self.owners
-            .insert(id.clone(), (instance.clone(), state.clone()));
-        Ok((instance, state))
+        Ok(&self.owners[id])
+    }
+
+    /// Judges `a.task` (again) at this assessor's clock, with its owner's state now; the task
+    /// and the owner row are kept as they are, so they must be as current as the judgement.
+    pub fn reassess(&mut self, a: &mut Assessed) -> Result<(), StoreError> {
+        if a.task.status != Status::Running {
+            return Ok(());
+        }
+        let (config, now) = (self.config, self.now);
+        let dead;
+        let state = match &a.task.owner {
+            Some(id) => &self.owner(id)?.1,
+            None => {
+                dead = OwnerState::Dead("it has no owner".into());
+                &dead
+            }
+        };
+        let stale_after = config.stale_after(&a.task.project);
+        let stall = Duration::from_secs(config.stall_timeout_secs);
+        a.verdict = verdict(&a.task, state, now, stale_after, stall);
+        a.since_update_secs = age_secs(a.task.updated_at, now);
+        Ok(())
     }
 
     /// Judges one task.
     pub fn assess(&mut self, task: Task) -> Result<Assessed, StoreError> {
-        if task.status != Status::Running {
-            let owner = match &task.owner {
-                Some(id) => self.owner(id)?.0,
-                None => None,
-            };
-            return Ok(Assessed {
-                task,
-                owner,
-                verdict: Verdict::Healthy,
-                since_update_secs: None,
-            });
-        }
-        let (owner, state) = match &task.owner {
-            Some(id) => self.owner(id)?,
-            None => (None, OwnerState::Dead("it has no owner".into())),
+        let owner = match &task.owner {
+            Some(id) => self.owner(id)?.0.clone(),
+            None => None,
         };
-        let stale_after = self.config.stale_after(&task.project);
-        let stall = Duration::from_secs(self.config.stall_timeout_secs);
-        let verdict = verdict(&task, &state, self.now, stale_after, stall);
-        let since_update_secs = age_secs(task.updated_at, self.now);
-        Ok(Assessed {
+        let mut assessed = Assessed {
             task,
             owner,
-            verdict,
-            since_update_secs,
-        })
+            verdict: Verdict::Healthy,
+            since_update_secs: None,
+        };
+        self.reassess(&mut assessed)?;
+        Ok(assessed)
     }
 }

@@ -6,6 +6,9 @@
 
 mod merge;
 mod source;
+#[cfg(test)]
+mod tests;
+mod unfinished;
 
 pub use merge::{attention_rows, merge_active, merge_log};
 pub use source::SnapshotSource;

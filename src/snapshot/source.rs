@@ -1,20 +1,21 @@
 //! [`SnapshotSource`]: reads what a snapshot needs on its own read-only connection and merges
 //! it with this process's engine state.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
+use super::unfinished::Unfinished;
 use super::{
     ActiveRow, Detail, HistoryAnchor, HistoryOrder, HistoryQuery, HistoryWindow, LOG_LINES,
     RowPosition, Snapshot, ViewRequest, attention_rows, merge_active, merge_log,
 };
 use crate::config::Config;
 use crate::engine::EngineState;
-use crate::health::{Assessed, Assessor};
+use crate::health::Assessor;
 use crate::instance::LivenessProbe;
 use crate::model::{Source, Task, TaskEvent, TaskId};
 use crate::store::{Actor, HistoryExtent, PageKey, ReadOnlyStore, StoreError};
@@ -30,7 +31,10 @@ pub struct SnapshotSource {
     probe: LivenessProbe,
     config: Arc<Config>,
     engine: Option<(watch::Receiver<Arc<EngineState>>, Actor)>,
+    unfinished: Unfinished,
     events: VecDeque<TaskEvent>,
+    /// The `data_version` read before the last tail of the events.
+    events_version: Option<i64>,
     history: Option<HistoryCache>,
 }
 
@@ -38,6 +42,8 @@ pub struct SnapshotSource {
 struct HistoryCache {
     query: HistoryQuery,
     at: Instant,
+    /// The `data_version` read before the window.
+    version: i64,
     extent: HistoryExtent,
     window: HistoryWindow,
 }
@@ -56,7 +62,9 @@ impl SnapshotSource {
             probe,
             config,
             engine,
+            unfinished: Unfinished::default(),
             events: VecDeque::new(),
+            events_version: None,
             history: None,
         }
     }
@@ -73,27 +81,33 @@ impl SnapshotSource {
             .is_some_and(|(rx, _)| rx.has_changed().unwrap_or(false))
     }
 
-    /// Reads everything `request` needs and merges it with memory, judged at `now`.
+    /// Reads everything `request` needs and merges it with memory, judged at `now`. What was
+    /// read at the same `data_version` (no other connection committed since) is reused.
     pub fn build(
         &mut self,
         request: &ViewRequest,
         now: DateTime<Utc>,
     ) -> Result<Snapshot, StoreError> {
+        let version = self.reader.data_version()?;
         let memory = match &mut self.engine {
             Some((rx, _)) => rx.borrow_and_update().clone(),
             None => Arc::new(EngineState::default()),
         };
         let me = self.engine.as_ref().map(|(_, me)| me.clone());
-        let database = self.assess_unfinished(&memory, now)?;
-        let active = merge_active(&memory.tasks, &database, me.as_ref());
+        let assessor = Assessor::new(&self.reader, &self.probe, &self.config, now);
+        let database = self
+            .unfinished
+            .refresh(assessor, &self.reader, &memory, version)?;
+        let active = merge_active(&memory.tasks, database, me.as_ref());
+        let attention = attention_rows(database);
         let detail = match request.detail {
             Some(id) => self.detail(id, &active, now)?,
             None => None,
         };
-        let tasks_changed = self.tail_events()?;
-        let history = self.history(&request.history, tasks_changed)?;
+        let tasks_changed = self.tail_events(version)?;
+        let history = self.history(&request.history, version, tasks_changed)?;
         Ok(Snapshot {
-            attention: attention_rows(&database),
+            attention,
             local_running: memory.tasks.len(),
             log: merge_log(&memory.notices, &self.events),
             active,
@@ -101,28 +115,6 @@ impl SnapshotSource {
             detail,
             error: None,
         })
-    }
-
-    fn assess_unfinished(
-        &self,
-        memory: &EngineState,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Assessed>, StoreError> {
-        let mut assessor = Assessor::new(&self.reader, &self.probe, &self.config, now);
-        let mut seen = HashSet::new();
-        let mut database = Vec::new();
-        for task in self.reader.unfinished()? {
-            if task.status.is_active() || memory.tasks.contains_key(&task.id) {
-                seen.insert(task.id);
-                database.push(assessor.assess(task)?);
-            }
-        }
-        for id in memory.tasks.keys().filter(|id| !seen.contains(id)) {
-            if let Some(task) = self.reader.task(*id)? {
-                database.push(assessor.assess(task)?);
-            }
-        }
-        Ok(database)
     }
 
     fn detail(
@@ -150,16 +142,25 @@ impl SnapshotSource {
         }))
     }
 
-    /// The window around `q.top`. Every change of a task's state writes an event, so the
-    /// filter's extent (count and ids) is taken again only when the filter changed or events
-    /// arrived; the rows also when the window moved or is older than [`HISTORY_ROWS_MAX_AGE`]
-    /// (bytes move without events).
-    fn history(&mut self, q: &HistoryQuery, changed: bool) -> Result<HistoryWindow, StoreError> {
+    /// The window around `q.top` at `version`. Every change of a task's state writes an event,
+    /// so the filter's extent (count and ids) is taken again only when the filter changed or
+    /// events arrived; the rows also when the window moved, or when the database changed since
+    /// they were read and they are older than [`HISTORY_ROWS_MAX_AGE`] (bytes move without
+    /// events).
+    fn history(
+        &mut self,
+        q: &HistoryQuery,
+        version: i64,
+        changed: bool,
+    ) -> Result<HistoryWindow, StoreError> {
         let cached = self.history.take();
         let same_filter =
             |c: &&HistoryCache| c.query.filter == q.filter && c.query.order == q.order;
-        let fresh =
-            |c: &&HistoryCache| !changed && c.query == *q && c.at.elapsed() < HISTORY_ROWS_MAX_AGE;
+        let fresh = |c: &&HistoryCache| {
+            !changed
+                && c.query == *q
+                && (c.version == version || c.at.elapsed() < HISTORY_ROWS_MAX_AGE)
+        };
         if let Some(window) = cached.as_ref().filter(fresh).map(|c| c.window.clone()) {
             self.history = cached;
             return Ok(window);
@@ -181,6 +182,7 @@ impl SnapshotSource {
         self.history = Some(HistoryCache {
             query: q.clone(),
             at: Instant::now(),
+            version,
             extent,
             window: window.clone(),
         });
@@ -236,9 +238,14 @@ impl SnapshotSource {
     }
 
     /// Appends events newer than the last one seen, keeping the newest; true if there were any.
-    fn tail_events(&mut self) -> Result<bool, StoreError> {
+    /// None can have arrived while `version` stayed the same.
+    fn tail_events(&mut self, version: i64) -> Result<bool, StoreError> {
+        if self.events_version == Some(version) {
+            return Ok(false);
+        }
         let after = self.events.back().map_or(0, |e| e.id);
         let new = self.reader.recent_events(after, LOG_LINES)?;
+        self.events_version = Some(version);
         let any = !new.is_empty();
         self.events.extend(new);
         while self.events.len() > LOG_LINES {
