@@ -1,7 +1,6 @@
 //! Judging tasks against their owners' liveness: the bridge between the store's rows, the OS
 //! locks and the pure rules in [`crate::recovery`].
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,7 +27,9 @@ pub struct Assessor<'a> {
     probe: &'a LivenessProbe,
     config: &'a Config,
     now: DateTime<Utc>,
-    owners: HashMap<InstanceId, (Option<Instance>, OwnerState)>,
+    /// Each owner asked for so far, with its row and state; the last one asked for first,
+    /// since tasks by id come in runs of one owner.
+    owners: Vec<(InstanceId, Option<Instance>, OwnerState)>,
 }
 
 impl<'a> Assessor<'a> {
@@ -43,18 +44,22 @@ impl<'a> Assessor<'a> {
             probe,
             config,
             now,
-            owners: HashMap::new(),
+            owners: Vec::new(),
         }
     }
 
     /// The owner row and its state (probed once per instance).
-    fn owner(&mut self, id: &InstanceId) -> Result<&(Option<Instance>, OwnerState), StoreError> {
-        if !self.owners.contains_key(id) {
-            let instance = self.reader.instance(id)?;
-            let state = self.probe.owner_state(instance.as_ref(), self.now);
-            self.owners.insert(id.clone(), (instance, state));
+    fn owner(&mut self, id: &InstanceId) -> Result<(&Option<Instance>, &OwnerState), StoreError> {
+        match self.owners.iter().position(|(known, ..)| known == id) {
+            Some(i) => self.owners[..=i].rotate_right(1),
+            None => {
+                let instance = self.reader.instance(id)?;
+                let state = self.probe.owner_state(instance.as_ref(), self.now);
+                self.owners.insert(0, (id.clone(), instance, state));
+            }
         }
-        Ok(&self.owners[id])
+        let (_, instance, state) = &self.owners[0];
+        Ok((instance, state))
     }
 
     /// Judges `a.task` (again) at this assessor's clock, with its owner's state now; the task
@@ -66,7 +71,7 @@ impl<'a> Assessor<'a> {
         let (config, now) = (self.config, self.now);
         let dead;
         let state = match &a.task.owner {
-            Some(id) => &self.owner(id)?.1,
+            Some(id) => self.owner(id)?.1,
             None => {
                 dead = OwnerState::Dead("it has no owner".into());
                 &dead
