@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use super::{ActiveRow, AttentionRow, LOG_LINES, LogLine, LogOrigin, Recovery};
 use crate::engine::{Notice, Phase, TaskView};
 use crate::health::Assessed;
-use crate::model::{Source, Status, TaskEvent, TaskId};
+use crate::model::{Instance, InstanceId, Source, Status, TaskEvent, TaskId};
 use crate::recovery::Verdict;
 use crate::store::Actor;
 
@@ -21,14 +21,16 @@ pub fn merge_active(
     database: &[Assessed],
     me: Option<&Actor>,
 ) -> Vec<ActiveRow> {
-    let by_id: HashMap<TaskId, &Assessed> = database.iter().map(|a| (a.task.id, a)).collect();
-    let mut rows: Vec<ActiveRow> = memory
-        .values()
-        .map(|view| memory_row(view, by_id.get(&view.lease.task).copied(), me))
-        .collect();
+    let mut in_memory: HashMap<TaskId, &Assessed> = HashMap::with_capacity(memory.len());
+    let mut rows: Vec<ActiveRow> = Vec::with_capacity(database.len() + memory.len());
+    let mut labels = Labels::default();
     for a in database {
         let task = &a.task;
-        if memory.contains_key(&task.id) || !task.status.is_active() {
+        if memory.contains_key(&task.id) {
+            in_memory.insert(task.id, a);
+            continue;
+        }
+        if !task.status.is_active() {
             continue;
         }
         let mine = me.is_some_and(|me| task.owner.as_ref() == Some(&me.instance));
@@ -42,7 +44,7 @@ pub fn merge_active(
             name: task.name.clone(),
             status: task.status,
             source: Source::Database,
-            owner: a.owner.as_ref().map(|o| o.label()),
+            owner: a.owner.as_ref().map(|o| labels.of(o)),
             heartbeat_at: (task.status == Status::Running).then_some(task.updated_at),
             bytes_done: task.bytes_done,
             bytes_total: task.bytes_total,
@@ -55,8 +57,33 @@ pub fn merge_active(
             disagreement,
         });
     }
+    rows.extend(
+        memory
+            .values()
+            .map(|view| memory_row(view, in_memory.get(&view.lease.task).copied(), me)),
+    );
+    // Two runs by id (the database's and memory's): a merge, not a sort.
     rows.sort_by_key(|r| r.id);
     rows
+}
+
+/// Owners' labels, each made once per merge (rows by id come in runs of one owner).
+#[derive(Default)]
+struct Labels {
+    last: Option<(InstanceId, String)>,
+}
+
+impl Labels {
+    fn of(&mut self, owner: &Instance) -> String {
+        match &self.last {
+            Some((id, label)) if *id == owner.id => label.clone(),
+            _ => {
+                let label = owner.label();
+                self.last = Some((owner.id.clone(), label.clone()));
+                label
+            }
+        }
+    }
 }
 
 fn memory_row(view: &TaskView, db: Option<&Assessed>, me: Option<&Actor>) -> ActiveRow {
