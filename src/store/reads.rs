@@ -424,6 +424,7 @@ impl Reader {
     pub fn data_version(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 }
