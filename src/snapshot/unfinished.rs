@@ -1,12 +1,13 @@
 //! The database side of the Active and Stale panes: every unfinished row, assessed, kept from
-//! one build to the next. Rows are read again only when the database changed (another
-//! connection committed, so its `data_version` moved); otherwise the kept rows are the
-//! database's rows, and only their judgement is redone, since the clock and the owners' locks
-//! move without a commit.
+//! one build to the next. While the database did not change (no other connection committed,
+//! so its `data_version` stayed), the kept rows are the database's rows and only their
+//! judgement is redone, since the clock and the owners' locks move without a commit. After a
+//! commit the owners' beats are read again, and the task rows too if one of them changed
+//! ([`KeptTasks`]): a heartbeat tick changes none.
 
 use crate::engine::EngineState;
 use crate::health::{Assessed, Assessor};
-use crate::store::{Reader, StoreError};
+use crate::store::{KeptTasks, Reader, StoreError};
 
 /// The unfinished rows as of one `data_version`, and the rows of tasks memory runs that are
 /// not unfinished in the database.
@@ -18,13 +19,15 @@ pub(super) struct Unfinished {
     rows: Vec<Assessed>,
     /// How many of `rows` are unfinished rows; the rest are read again on every build.
     unfinished: usize,
+    /// The task rows behind them, as stored.
+    kept: KeptTasks,
 }
 
 impl Unfinished {
-    /// The rows at `version` (taken before any of this build's reads), judged at `now`: the
-    /// unfinished rows (read again only if `version` moved since they were read, whatever
-    /// their status: the merge keeps the active ones and those memory runs), then the row of
-    /// each task memory runs that is not among them.
+    /// The rows at `version` (taken before any of this build's reads), judged at the
+    /// assessor's clock: the unfinished rows (read again only if `version` moved since they
+    /// were read, whatever their status: the merge keeps the active ones and those memory
+    /// runs), then the row of each task memory runs that is not among them.
     pub fn refresh(
         &mut self,
         mut assessor: Assessor<'_>,
@@ -41,7 +44,7 @@ impl Unfinished {
             self.version = None;
             self.rows.clear();
             self.unfinished = 0;
-            for task in reader.unfinished()? {
+            for task in reader.unfinished_kept(&mut self.kept)? {
                 self.rows.push(assessor.assess(task)?);
             }
             self.unfinished = self.rows.len();
