@@ -2,7 +2,10 @@
 //! database, each running task judged (healthy, stalled, stale, orphaned), the visible window of
 //! history, the log and the detail of one task. Built off the render loop by
 //! [`SnapshotSource::build`] on its own read-only connection; every query is a short statement,
-//! so no read transaction outlives a build. The dashboard only ever borrows the result.
+//! so no read transaction outlives a build. A build keeps what it read for the next one while
+//! the database shows it did not change (`data_version`, and the `task_changes` counter for the
+//! unfinished rows), and judges every running task again each time. The dashboard only ever
+//! borrows the result.
 
 mod merge;
 mod source;
