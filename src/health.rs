@@ -1,6 +1,7 @@
 //! Judging tasks against their owners' liveness: the bridge between the store's rows, the OS
 //! locks and the pure rules in [`crate::recovery`].
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,7 +16,8 @@ use crate::store::{Reader, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessed {
     pub task: Task,
-    pub owner: Option<Instance>,
+    /// The owner's row, shared by all its tasks.
+    pub owner: Option<Arc<Instance>>,
     pub verdict: Verdict,
     /// Seconds since the last heartbeat, for running tasks (`None` if in the future).
     pub since_update_secs: Option<u64>,
@@ -29,7 +31,7 @@ pub struct Assessor<'a> {
     now: DateTime<Utc>,
     /// Each owner asked for so far, with its row and state; the last one asked for first,
     /// since tasks by id come in runs of one owner.
-    owners: Vec<(InstanceId, Option<Instance>, OwnerState)>,
+    owners: Vec<(InstanceId, Option<Arc<Instance>>, OwnerState)>,
 }
 
 impl<'a> Assessor<'a> {
@@ -49,34 +51,45 @@ impl<'a> Assessor<'a> {
     }
 
     /// The owner row and its state (probed once per instance).
-    fn owner(&mut self, id: &InstanceId) -> Result<(&Option<Instance>, &OwnerState), StoreError> {
+    fn owner(
+        &mut self,
+        id: &InstanceId,
+    ) -> Result<(&Option<Arc<Instance>>, &OwnerState), StoreError> {
         match self.owners.iter().position(|(known, ..)| known == id) {
             Some(i) => self.owners[..=i].rotate_right(1),
             None => {
                 let instance = self.reader.instance(id)?;
                 let state = self.probe.owner_state(instance.as_ref(), self.now);
-                self.owners.insert(0, (id.clone(), instance, state));
+                self.owners
+                    .insert(0, (id.clone(), instance.map(Arc::new), state));
             }
         }
         let (_, instance, state) = &self.owners[0];
         Ok((instance, state))
     }
 
-    /// Judges `a.task` (again) at this assessor's clock, with its owner's state now; the task
-    /// and the owner row are kept as they are, so they must be as current as the judgement.
+    /// Judges `a.task` (again) at this assessor's clock, with its owner's row and state now;
+    /// the task is taken as it is.
     pub fn reassess(&mut self, a: &mut Assessed) -> Result<(), StoreError> {
-        if a.task.status != Status::Running {
-            return Ok(());
-        }
         let (config, now) = (self.config, self.now);
         let dead;
         let state = match &a.task.owner {
-            Some(id) => self.owner(id)?.1,
+            Some(id) => {
+                let (row, state) = self.owner(id)?;
+                a.owner = row.clone();
+                state
+            }
             None => {
+                a.owner = None;
                 dead = OwnerState::Dead("it has no owner".into());
                 &dead
             }
         };
+        if a.task.status != Status::Running {
+            a.verdict = Verdict::Healthy;
+            a.since_update_secs = None;
+            return Ok(());
+        }
         let stale_after = config.stale_after(&a.task.project);
         let stall = Duration::from_secs(config.stall_timeout_secs);
         a.verdict = verdict(&a.task, state, now, stale_after, stall);
@@ -86,13 +99,9 @@ impl<'a> Assessor<'a> {
 
     /// Judges one task.
     pub fn assess(&mut self, task: Task) -> Result<Assessed, StoreError> {
-        let owner = match &task.owner {
-            Some(id) => self.owner(id)?.0.clone(),
-            None => None,
-        };
         let mut assessed = Assessed {
             task,
-            owner,
+            owner: None,
             verdict: Verdict::Healthy,
             since_update_secs: None,
         };

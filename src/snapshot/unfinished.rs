@@ -25,9 +25,10 @@ pub(super) struct Unfinished {
 
 impl Unfinished {
     /// The rows at `version` (taken before any of this build's reads), judged at the
-    /// assessor's clock: the unfinished rows (read again only if `version` moved since they
-    /// were read, whatever their status: the merge keeps the active ones and those memory
-    /// runs), then the row of each task memory runs that is not among them.
+    /// assessor's clock: the unfinished rows, whatever their status (the merge keeps the
+    /// active ones and those memory runs), then the row of each task memory runs that is not
+    /// among them. After a commit the kept rows get their owners' beats again in place, and
+    /// are read again only if a task row changed.
     pub fn refresh(
         &mut self,
         mut assessor: Assessor<'_>,
@@ -36,7 +37,11 @@ impl Unfinished {
         version: i64,
     ) -> Result<&[Assessed], StoreError> {
         self.rows.truncate(self.unfinished);
-        if self.version == Some(version) {
+        let kept = self.version == Some(version)
+            || (self.version.is_some()
+                && reader.beats_on_kept(&self.kept, self.rows.iter_mut().map(|a| &mut a.task))?);
+        if kept {
+            self.version = Some(version);
             for row in &mut self.rows {
                 assessor.reassess(row)?;
             }

@@ -23,11 +23,8 @@ impl Reader {
     /// the wide rows in a temporary b-tree costs twice what reading them does.
     pub fn unfinished_kept(&self, kept: &mut KeptTasks) -> Result<Vec<Task>, StoreError> {
         self.consistent(|| {
-            let changes: i64 = self
-                .conn
-                .prepare_cached("SELECT n FROM task_changes")?
-                .query_row([], |r| r.get(0))?;
-            if kept.changes != Some(changes) {
+            let changes = Some(self.task_changes()?);
+            if kept.changes != changes {
                 kept.changes = None;
                 let sql = format!(
                     "SELECT {} FROM tasks WHERE status IN ('queued', 'running', 'interrupted')",
@@ -36,12 +33,44 @@ impl Reader {
                 let mut stmt = self.conn.prepare_cached(&sql)?;
                 kept.rows = stmt.query_map([], rows::task)?.collect::<Result<_, _>>()?;
                 kept.rows.sort_unstable_by_key(|t| t.id);
-                kept.changes = Some(changes);
+                kept.changes = changes;
             }
             let mut tasks = kept.rows.clone();
             self.overlay().tasks(&mut tasks)?;
             Ok(tasks)
         })
+    }
+
+    /// While no task row changed since `kept` was read, brings `live` (the rows
+    /// [`Reader::unfinished_kept`] returned from it, in its order) up to their owners' beats
+    /// now, in place, and returns true. Returns false, touching nothing, when task rows
+    /// changed: read them with [`Reader::unfinished_kept`].
+    pub fn beats_on_kept<'t>(
+        &self,
+        kept: &KeptTasks,
+        live: impl ExactSizeIterator<Item = &'t mut Task>,
+    ) -> Result<bool, StoreError> {
+        if kept.changes.is_none() || live.len() != kept.rows.len() {
+            return Ok(false);
+        }
+        self.consistent(|| {
+            if Some(self.task_changes()?) != kept.changes {
+                return Ok(false);
+            }
+            let mut overlay = self.overlay();
+            for (row, task) in kept.rows.iter().zip(live) {
+                overlay.task_again(row, task)?;
+            }
+            Ok(true)
+        })
+    }
+
+    /// The `task_changes` count.
+    fn task_changes(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT n FROM task_changes")?
+            .query_row([], |r| r.get(0))?)
     }
 }
 
@@ -128,17 +157,26 @@ mod tests {
         assert_eq!(rows.len(), 2);
         let changes = kept.changes;
 
-        // A tick changes no task row: the rows are kept, its beat is added to them.
-        tick(&mut store, &by, a.lease(), 100, 1);
+        // A tick changes no task row: the rows are kept, its beat is added to them, or to the
+        // rows read last, in place (each tick's beat replacing the one before).
+        let mut live = rows;
+        for (offset, secs) in [(100, 1), (250, 2)] {
+            tick(&mut store, &by, a.lease(), offset, secs);
+            assert!(reader.beats_on_kept(&kept, live.iter_mut()).unwrap());
+            assert_eq!(live, reader.unfinished().unwrap());
+            assert_eq!((live[0].bytes_done, live[0].updated_at), (offset, at(secs)));
+        }
         let rows = read(&mut kept);
         assert_eq!(kept.changes, changes, "a heartbeat tick changed a task row");
-        assert_eq!((rows[0].bytes_done, rows[0].updated_at), (100, at(1)));
+        assert_eq!(rows, live);
 
         // Any change of a task row, however it is made, is read again.
         store
             .conn
             .execute("UPDATE tasks SET name = 'renamed' WHERE id = ?1", [a.id.0])
             .unwrap();
+        assert!(!reader.beats_on_kept(&kept, live.iter_mut()).unwrap());
+        assert_eq!(live, rows, "untouched");
         assert_eq!(read(&mut kept)[0].name, "renamed");
         add(&mut store, &by, "c.bin");
         assert_eq!(read(&mut kept).len(), 3);
@@ -148,7 +186,7 @@ mod tests {
             .unwrap();
         let rows = read(&mut kept);
         assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].status, rows[0].bytes_done), (Status::Running, 100));
+        assert_eq!((rows[0].status, rows[0].bytes_done), (Status::Running, 250));
         assert_ne!(kept.changes, changes);
     }
 }
