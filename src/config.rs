@@ -294,9 +294,10 @@ impl Config {
         }
     }
 
-    /// The stale threshold of `project`.
+    /// The stale threshold of `project` (its policy's, without building the whole policy).
     pub fn stale_after(&self, project: &str) -> Duration {
-        self.policy(project).stale_after
+        let over = self.projects.get(project).and_then(|p| p.stale_after_secs);
+        Duration::from_secs(over.unwrap_or(self.stale_after_secs))
     }
 
     pub fn heartbeat_interval(&self) -> Duration {
@@ -379,6 +380,12 @@ mod tests {
         .unwrap();
         assert_eq!(config.stale_after("fast"), Duration::from_secs(5));
         assert_eq!(config.stale_after("other"), Duration::from_secs(300));
+        for project in ["fast", "other"] {
+            assert_eq!(
+                config.policy(project).stale_after,
+                config.stale_after(project)
+            );
+        }
         assert_eq!(config.policy("fast").max_concurrent, Some(1));
     }
 }

@@ -1,7 +1,7 @@
 //! Judging tasks against their owners' liveness: the bridge between the store's rows, the OS
 //! locks and the pure rules in [`crate::recovery`].
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +16,8 @@ use crate::store::{Reader, StoreError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Assessed {
     pub task: Task,
-    pub owner: Option<Instance>,
+    /// The owner's row, shared by all its tasks.
+    pub owner: Option<Arc<Instance>>,
     pub verdict: Verdict,
     /// Seconds since the last heartbeat, for running tasks (`None` if in the future).
     pub since_update_secs: Option<u64>,
@@ -28,7 +29,9 @@ pub struct Assessor<'a> {
     probe: &'a LivenessProbe,
     config: &'a Config,
     now: DateTime<Utc>,
-    owners: HashMap<InstanceId, (Option<Instance>, OwnerState)>,
+    /// Each owner asked for so far, with its row and state; the last one asked for first,
+    /// since tasks by id come in runs of one owner.
+    owners: Vec<(InstanceId, Option<Arc<Instance>>, OwnerState)>,
 }
 
 impl<'a> Assessor<'a> {
@@ -43,49 +46,66 @@ impl<'a> Assessor<'a> {
             probe,
             config,
             now,
-            owners: HashMap::new(),
+            owners: Vec::new(),
         }
     }
 
     /// The owner row and its state (probed once per instance).
-    pub fn owner(&mut self, id: &InstanceId) -> Result<(Option<Instance>, OwnerState), StoreError> {
-        if let Some(known) = self.owners.get(id) {
-            return Ok(known.clone());
+    fn owner(
+        &mut self,
+        id: &InstanceId,
+    ) -> Result<(&Option<Arc<Instance>>, &OwnerState), StoreError> {
+        match self.owners.iter().position(|(known, ..)| known == id) {
+            Some(i) => self.owners[..=i].rotate_right(1),
+            None => {
+                let instance = self.reader.instance(id)?;
+                let state = self.probe.owner_state(instance.as_ref(), self.now);
+                self.owners
+                    .insert(0, (id.clone(), instance.map(Arc::new), state));
+            }
         }
-        let instance = self.reader.instance(id)?;
-        let state = self.probe.owner_state(instance.as_ref(), self.now);
-        self.owners
-            .insert(id.clone(), (instance.clone(), state.clone()));
+        let (_, instance, state) = &self.owners[0];
         Ok((instance, state))
+    }
+
+    /// Judges `a.task` (again) at this assessor's clock, with its owner's row and state now;
+    /// the task is taken as it is.
+    pub fn reassess(&mut self, a: &mut Assessed) -> Result<(), StoreError> {
+        let (config, now) = (self.config, self.now);
+        let dead;
+        let state = match &a.task.owner {
+            Some(id) => {
+                let (row, state) = self.owner(id)?;
+                a.owner = row.clone();
+                state
+            }
+            None => {
+                a.owner = None;
+                dead = OwnerState::Dead("it has no owner".into());
+                &dead
+            }
+        };
+        if a.task.status != Status::Running {
+            a.verdict = Verdict::Healthy;
+            a.since_update_secs = None;
+            return Ok(());
+        }
+        let stale_after = config.stale_after(&a.task.project);
+        let stall = Duration::from_secs(config.stall_timeout_secs);
+        a.verdict = verdict(&a.task, state, now, stale_after, stall);
+        a.since_update_secs = age_secs(a.task.updated_at, now);
+        Ok(())
     }
 
     /// Judges one task.
     pub fn assess(&mut self, task: Task) -> Result<Assessed, StoreError> {
-        if task.status != Status::Running {
-            let owner = match &task.owner {
-                Some(id) => self.owner(id)?.0,
-                None => None,
-            };
-            return Ok(Assessed {
-                task,
-                owner,
-                verdict: Verdict::Healthy,
-                since_update_secs: None,
-            });
-        }
-        let (owner, state) = match &task.owner {
-            Some(id) => self.owner(id)?,
-            None => (None, OwnerState::Dead("it has no owner".into())),
-        };
-        let stale_after = self.config.stale_after(&task.project);
-        let stall = Duration::from_secs(self.config.stall_timeout_secs);
-        let verdict = verdict(&task, &state, self.now, stale_after, stall);
-        let since_update_secs = age_secs(task.updated_at, self.now);
-        Ok(Assessed {
+        let mut assessed = Assessed {
             task,
-            owner,
-            verdict,
-            since_update_secs,
-        })
+            owner: None,
+            verdict: Verdict::Healthy,
+            since_update_secs: None,
+        };
+        self.reassess(&mut assessed)?;
+        Ok(assessed)
     }
 }

@@ -10,6 +10,7 @@ mod heartbeat;
 #[cfg(test)]
 mod heartbeat_tests;
 mod instances;
+mod kept;
 mod notifications;
 mod overlay;
 mod reads;
@@ -32,6 +33,7 @@ pub use actor::StoreActor;
 pub use claim::ClaimRules;
 pub use control::{CancelOutcome, RestartOutcome};
 pub use heartbeat::{HeartbeatReply, TaskProgress};
+pub use kept::KeptTasks;
 pub use notifications::{Notification, NotifyKind};
 pub use reads::{HistoryExtent, HistoryFilter, PageKey, StatusCount};
 pub use writes::{Actor, Outcome};

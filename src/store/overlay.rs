@@ -84,6 +84,15 @@ impl<'c> Overlay<'c> {
         Ok(())
     }
 
+    /// [`Overlay::task`] on `live`, a copy of `row` (as stored) that may carry an older beat:
+    /// the fields a beat moves are taken from `row` first.
+    pub fn task_again(&mut self, row: &Task, live: &mut Task) -> Result<(), StoreError> {
+        live.bytes_done = row.bytes_done;
+        live.progress_at = row.progress_at;
+        live.updated_at = row.updated_at;
+        self.task(live)
+    }
+
     /// [`Overlay::task`] for each of `tasks`.
     pub fn tasks(&mut self, tasks: &mut [Task]) -> Result<(), StoreError> {
         tasks.iter_mut().try_for_each(|t| self.task(t))

@@ -5,6 +5,7 @@
 
 use rusqlite::{OptionalExtension, params_from_iter, types::Value};
 
+use super::kept::KeptTasks;
 use super::overlay::Overlay;
 use super::{Reader, StoreError, rows};
 use crate::model::{FileEntry, Instance, InstanceId, Status, Task, TaskEvent, TaskId};
@@ -118,7 +119,7 @@ impl Reader {
     }
 
     /// Reads beats on top of rows, on this connection.
-    fn overlay(&self) -> Overlay<'_> {
+    pub(super) fn overlay(&self) -> Overlay<'_> {
         Overlay::new(&self.conn)
     }
 
@@ -143,7 +144,10 @@ impl Reader {
     /// beats added to them come from the same commit, never from either side of a tick or a
     /// fold (a row from before a fold with no beat after it would look stale). `read` only
     /// reads.
-    fn consistent<T>(&self, read: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub(super) fn consistent<T>(
+        &self,
+        read: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         if !self.conn.is_autocommit() {
             return read();
         }
@@ -199,17 +203,9 @@ impl Reader {
         Ok(events)
     }
 
-    /// Queued, running and interrupted tasks, oldest first. Sorted here, not by SQLite: the
-    /// `(status, id)` index gives them by status, and sorting the wide rows in a temporary
-    /// b-tree costs twice what reading them does.
+    /// Queued, running and interrupted tasks, oldest first.
     pub fn unfinished(&self) -> Result<Vec<Task>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM tasks WHERE status IN ('queued', 'running', 'interrupted')",
-            rows::TASK_COLUMNS
-        );
-        let mut tasks = self.tasks_where(&sql, [])?;
-        tasks.sort_unstable_by_key(|t| t.id);
-        Ok(tasks)
+        self.unfinished_kept(&mut KeptTasks::default())
     }
 
     /// Running tasks only (the stale sweep's input).
@@ -424,6 +420,7 @@ impl Reader {
     pub fn data_version(&self) -> Result<i64, StoreError> {
         Ok(self
             .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+            .prepare_cached("PRAGMA data_version")?
+            .query_row([], |r| r.get(0))?)
     }
 }

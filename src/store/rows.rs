@@ -1,6 +1,7 @@
 //! Row ↔ model mapping, with the column lists the queries select.
 
 use rusqlite::Row;
+use rusqlite::types::{FromSqlError, Type};
 
 use super::from_ms;
 use crate::model::{
@@ -13,14 +14,17 @@ pub const TASK_COLUMNS: &str = "id, project, name, dest_dir, status, attempt, ow
     bytes_done, bytes_total, files_done, files_total, retries";
 
 pub fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
-    let status: String = row.get(4)?;
-    let control: Option<String> = row.get(13)?;
+    let status = row.get_ref(4)?.as_str().map_err(|e| text_error(4, e))?;
+    let control = row
+        .get_ref(13)?
+        .as_str_or_null()
+        .map_err(|e| text_error(13, e))?;
     Ok(Task {
         id: TaskId(row.get(0)?),
         project: row.get(1)?,
         name: row.get(2)?,
         dest_dir: row.get(3)?,
-        status: Status::parse(&status).unwrap_or(Status::Failed),
+        status: Status::parse(status).unwrap_or(Status::Failed),
         attempt: Attempt(row.get(5)?),
         owner: row.get::<_, Option<String>>(6)?.map(InstanceId),
         created_at: from_ms(row.get(7)?),
@@ -29,13 +33,18 @@ pub fn task(row: &Row<'_>) -> rusqlite::Result<Task> {
         progress_at: row.get::<_, Option<i64>>(10)?.map(from_ms),
         finished_at: row.get::<_, Option<i64>>(11)?.map(from_ms),
         error_message: row.get(12)?,
-        control: control.and_then(|c| (c == "cancel").then_some(ControlRequest::Cancel)),
+        control: (control == Some("cancel")).then_some(ControlRequest::Cancel),
         bytes_done: row.get::<_, i64>(14)?.max(0) as u64,
         bytes_total: row.get::<_, Option<i64>>(15)?.map(|b| b.max(0) as u64),
         files_done: row.get::<_, i64>(16)?.max(0) as u32,
         files_total: row.get::<_, i64>(17)?.max(0) as u32,
         retries: row.get::<_, i64>(18)?.max(0) as u32,
     })
+}
+
+/// Column `index` did not hold text.
+fn text_error(index: usize, e: FromSqlError) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(index, Type::Text, Box::new(e))
 }
 
 pub const FILE_COLUMNS: &str = "task_id, idx, url, name, dest_path, bytes_done, bytes_total, \

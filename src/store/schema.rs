@@ -154,6 +154,22 @@ CREATE TABLE task_beats (
 DROP INDEX tasks_status_id;
 CREATE INDEX tasks_status_id ON tasks(status, id, owner_id, attempt);
 "#,
+    r#"
+-- One counter that every insert, update and delete of a task row moves, so a reader can tell
+-- that no task row changed since it last read them (a heartbeat tick writes only instances and
+-- task_beats) and keep the rows it has: the dashboard's unfinished rows, see store/kept.rs.
+CREATE TABLE task_changes (n INTEGER NOT NULL);
+INSERT INTO task_changes (n) VALUES (0);
+CREATE TRIGGER task_changes_insert AFTER INSERT ON tasks BEGIN
+    UPDATE task_changes SET n = n + 1;
+END;
+CREATE TRIGGER task_changes_update AFTER UPDATE ON tasks BEGIN
+    UPDATE task_changes SET n = n + 1;
+END;
+CREATE TRIGGER task_changes_delete AFTER DELETE ON tasks BEGIN
+    UPDATE task_changes SET n = n + 1;
+END;
+"#,
 ];
 
 /// Settings every read-write connection gets.

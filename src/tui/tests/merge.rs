@@ -1,6 +1,7 @@
 //! The memory ∪ database merge behind the Active and Stale panes.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::{now, task};
@@ -37,7 +38,7 @@ fn running(id: i64, owner: &str, attempt: i64, since: u64, verdict: Verdict) -> 
     t.attempt = Attempt(attempt);
     Assessed {
         task: t,
-        owner: Some(instance(owner, id as u32)),
+        owner: Some(Arc::new(instance(owner, id as u32))),
         verdict,
         since_update_secs: Some(since),
     }
