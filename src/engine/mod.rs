@@ -4,6 +4,7 @@
 //! sweeps dead owners' tasks. It knows the store and the model, never the dashboard.
 
 mod client;
+mod connect;
 mod download;
 pub mod event;
 pub mod http;
@@ -92,7 +93,7 @@ pub struct Engine {
     me: Actor,
     options: EngineOptions,
     probe: LivenessProbe,
-    client: reqwest::Client,
+    client: client::Client,
     rules: ClaimRules,
     running: HashMap<TaskId, StopSignal>,
     state: EngineState,

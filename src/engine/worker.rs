@@ -64,7 +64,7 @@ impl StopSignal {
 pub struct TaskCtx {
     pub lease: Lease,
     pub dest_dir: String,
-    pub client: reqwest::Client,
+    pub client: super::client::Client,
     pub store: StoreActor,
     pub actor: Actor,
     pub stop: StopSignal,
