@@ -1,7 +1,8 @@
 //! The download client: hyper's pooled client over [`connect`](super::connect) (TCP without
 //! Nagle, rustls, a read pace that keeps hyper's read buffers small on slow connections), GET
 //! only, with bounded redirects over http/https only and never from https down to http, no
-//! Referer, no decompression, and haul's user agent.
+//! Referer, no decompression, and haul's user agent; through the proxy the environment names
+//! ([`proxy`](super::proxy)), as reqwest did.
 //!
 //! The client follows only same-origin redirects. A redirect to another origin comes back to
 //! the caller (`download::send`), which follows it without the project's headers or the URL's
@@ -22,6 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
 
 use super::connect::Connector;
+use super::proxy::{Proxies, Route};
 
 /// How many times one request may move to another origin (each leg also has its own limit of
 /// `max_redirects` same-origin hops).
@@ -45,12 +47,16 @@ pub struct Client {
 
 struct Inner {
     hyper: legacy::Client<Connector, Empty<Bytes>>,
+    proxies: Arc<Proxies>,
     max_redirects: u32,
 }
 
-/// Builds the shared client (fails only when rustls refuses the TLS settings).
+/// Builds the shared client, with the proxies of the environment (fails only when rustls
+/// refuses the TLS settings).
 pub fn build(connect_timeout: Duration, max_redirects: u32) -> Result<Client, rustls::Error> {
-    let connector = Connector::new(connect_timeout)?;
+    let proxies = Arc::new(Proxies::from_env());
+    let user_agent = HeaderValue::from_static(USER_AGENT);
+    let connector = Connector::new(connect_timeout, Arc::clone(&proxies), user_agent)?;
     let hyper = legacy::Client::builder(TokioExecutor::new())
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
@@ -60,6 +66,7 @@ pub fn build(connect_timeout: Duration, max_redirects: u32) -> Result<Client, ru
     Ok(Client {
         inner: Arc::new(Inner {
             hyper,
+            proxies,
             max_redirects,
         }),
     })
@@ -119,9 +126,23 @@ impl Client {
             .as_str()
             .parse()
             .map_err(|e| Error::new(Kind::Builder, e))?;
+        let route = self
+            .inner
+            .proxies
+            .route(&uri)
+            .map_err(|e| Error::new(Kind::Proxy, e))?;
         let mut request = Request::new(Empty::new());
-        *request.uri_mut() = uri;
         *request.headers_mut() = headers.clone();
+        // To a proxy in absolute form, its credentials beside (a tunnel carries them itself).
+        if let Route::Forward(proxy) = route
+            && let Some(auth) = proxy.auth
+        {
+            request
+                .headers_mut()
+                .entry(header::PROXY_AUTHORIZATION)
+                .or_insert(auth);
+        }
+        *request.uri_mut() = uri;
         let response = self
             .inner
             .hyper
@@ -229,6 +250,8 @@ enum Kind {
     Body,
     /// A redirect was refused.
     Redirect,
+    /// The environment names a proxy haul cannot use.
+    Proxy,
 }
 
 /// Why a request failed. Its sources say what went wrong; none of it holds the URL.
@@ -261,6 +284,11 @@ impl Error {
     pub fn is_builder(&self) -> bool {
         self.kind == Kind::Builder
     }
+
+    /// The proxy of the environment cannot be used (retrying will not help).
+    pub fn is_proxy(&self) -> bool {
+        self.kind == Kind::Proxy
+    }
 }
 
 impl fmt::Display for Error {
@@ -270,6 +298,7 @@ impl fmt::Display for Error {
             Kind::Request => "request failed",
             Kind::Body => "error reading the body",
             Kind::Redirect => "redirect refused",
+            Kind::Proxy => "unusable proxy",
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Connections for the download client: TCP (no Nagle, bounded connect time), TLS through
-//! rustls with the webpki roots (ALPN h2 and http/1.1), and a read pace that keeps hyper's
-//! HTTP/1 read buffer small on connections that do not need a big one.
+//! rustls with the webpki roots (ALPN h2 and http/1.1), the proxy of the environment
+//! ([`proxy`](super::proxy): to the proxy for http, a `CONNECT` tunnel for https), and a read
+//! pace that keeps hyper's HTTP/1 read buffer small on connections that do not need a big one.
 //!
 //! hyper sizes that buffer by what one read returned: it starts at 8 KiB and doubles whenever
 //! a read fills it (up to ~400 KiB), and keeps it for the connection's life. A slow server
@@ -19,6 +20,8 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use hyper::Uri;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper_util::client::legacy::connect::proxy::Tunnel;
 use hyper_util::client::legacy::connect::{Connected, Connection, HttpConnector};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
@@ -26,8 +29,18 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
+use tokio_util::either::Either;
+use tower_service::Service;
+
+use super::proxy::{Proxies, Proxy, Route};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// TCP to the server or to a proxy, and TLS to an `https://` proxy.
+type Transport = Either<TcpStream, Box<TlsStream<TcpStream>>>;
+
+/// What hyper reads and writes: the transport, or TLS to the server over it.
+type Stream = Either<Transport, Box<TlsStream<Transport>>>;
 
 /// The most a slow connection reads at once: one byte less than hyper's first read buffer
 /// (8 KiB), so no read ever fills it and it is never doubled.
@@ -44,22 +57,109 @@ const PACE_WINDOW: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct Connector {
     tcp: HttpConnector,
+    /// To servers: ALPN h2 and http/1.1.
     tls: TlsConnector,
+    /// To `https://` proxies: no ALPN, so HTTP/1.1 (a `CONNECT` or an absolute-form request).
+    tls_proxy: TlsConnector,
+    proxies: Arc<Proxies>,
+    user_agent: HeaderValue,
     open: Arc<AtomicUsize>,
 }
 
 impl Connector {
-    pub fn new(connect_timeout: Duration) -> Result<Connector, rustls::Error> {
+    /// Connections through `proxies`, sending `user_agent` on a `CONNECT`.
+    pub fn new(
+        connect_timeout: Duration,
+        proxies: Arc<Proxies>,
+        user_agent: HeaderValue,
+    ) -> Result<Connector, rustls::Error> {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false); // https is ours to wrap
         tcp.set_nodelay(true);
         tcp.set_connect_timeout(Some(connect_timeout));
+        let tls = tls_config()?;
+        let mut to_proxy = tls.clone();
+        to_proxy.alpn_protocols.clear();
         Ok(Connector {
             tcp,
-            tls: TlsConnector::from(Arc::new(tls_config()?)),
+            tls: TlsConnector::from(Arc::new(tls)),
+            tls_proxy: TlsConnector::from(Arc::new(to_proxy)),
+            proxies,
+            user_agent,
             open: Arc::new(AtomicUsize::new(0)),
         })
     }
+
+    async fn connect(self, dst: Uri) -> Result<TokioIo<Conn>, BoxError> {
+        let (stream, forwarded) = match self.proxies.route(&dst)? {
+            Route::Direct => {
+                let socket = self.tcp.clone().call(dst.clone()).await?.into_inner();
+                (self.to_server(&dst, Either::Left(socket)).await?, false)
+            }
+            Route::Forward(proxy) => {
+                let transport = self
+                    .to_proxy(&proxy.uri)
+                    .await
+                    .map_err(|e| via(&proxy, e))?;
+                (Either::Left(transport), true)
+            }
+            Route::Tunnel(proxy) => {
+                let mut tunnel = Tunnel::new(proxy.uri.clone(), ToProxy(self.clone()))
+                    .with_headers(self.connect_headers(&proxy));
+                let tunnelled = tunnel.call(dst.clone()).await.map_err(|e| via(&proxy, e))?;
+                (self.to_server(&dst, tunnelled.into_inner()).await?, false)
+            }
+        };
+        Ok(TokioIo::new(Conn::new(stream, forwarded, self.open)))
+    }
+
+    /// TLS to the server over `transport` for an https `dst`; as it is for http.
+    async fn to_server(&self, dst: &Uri, transport: Transport) -> Result<Stream, BoxError> {
+        if dst.scheme_str() != Some("https") {
+            return Ok(Either::Left(transport));
+        }
+        let name = server_name(dst)?;
+        Ok(Either::Right(Box::new(
+            self.tls.connect(name, transport).await?,
+        )))
+    }
+
+    /// TCP to the proxy at `uri`, and TLS when it is an `https://` proxy.
+    async fn to_proxy(&self, uri: &Uri) -> Result<Transport, BoxError> {
+        let socket = self.tcp.clone().call(uri.clone()).await?.into_inner();
+        if uri.scheme_str() != Some("https") {
+            return Ok(Either::Left(socket));
+        }
+        let name = server_name(uri)?;
+        Ok(Either::Right(Box::new(
+            self.tls_proxy.connect(name, socket).await?,
+        )))
+    }
+
+    /// The `CONNECT` request's headers: haul's user agent and the proxy's credentials.
+    fn connect_headers(&self, proxy: &Proxy) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::USER_AGENT, self.user_agent.clone());
+        if let Some(auth) = &proxy.auth {
+            headers.insert(header::PROXY_AUTHORIZATION, auth.clone());
+        }
+        headers
+    }
+}
+
+/// The name TLS checks the certificate against (an IPv6 literal comes bracketed in the URI,
+/// never in the certificate).
+fn server_name(uri: &Uri) -> Result<ServerName<'static>, BoxError> {
+    let host = uri.host().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Ok(ServerName::try_from(host.to_owned())?)
+}
+
+/// A failure on the way through `proxy`, naming it (never its credentials).
+fn via(proxy: &Proxy, err: impl Into<BoxError>) -> BoxError {
+    let err: BoxError = err.into();
+    let proxy = proxy.uri.to_string();
+    format!("through the proxy {}: {err}", proxy.trim_end_matches('/')).into()
 }
 
 /// TLS 1.2 and 1.3 with ring, the Mozilla roots of `webpki-roots`, SNI, ALPN h2 + http/1.1.
@@ -75,7 +175,7 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
     Ok(config)
 }
 
-impl tower_service::Service<Uri> for Connector {
+impl Service<Uri> for Connector {
     type Response = TokioIo<Conn>;
     type Error = BoxError;
     type Future = Pin<Box<dyn Future<Output = Result<TokioIo<Conn>, BoxError>> + Send>>;
@@ -84,45 +184,44 @@ impl tower_service::Service<Uri> for Connector {
         self.tcp.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, uri: Uri) -> Self::Future {
-        let (mut tcp, tls, open) = (self.tcp.clone(), self.tls.clone(), Arc::clone(&self.open));
-        Box::pin(async move {
-            let https = uri.scheme_str() == Some("https");
-            let host = uri.host().unwrap_or_default();
-            // An IPv6 literal comes bracketed in the URI, never in the certificate.
-            let host = host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .to_owned();
-            let socket = tcp.call(uri).await?.into_inner();
-            let stream = if https {
-                let name = ServerName::try_from(host)?;
-                Stream::Tls(Box::new(tls.connect(name, socket).await?))
-            } else {
-                Stream::Plain(socket)
-            };
-            Ok(TokioIo::new(Conn::new(stream, open)))
-        })
+    fn call(&mut self, dst: Uri) -> Self::Future {
+        Box::pin(self.clone().connect(dst))
     }
 }
 
-enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+/// The connector the `CONNECT` tunnel opens its connection to the proxy with.
+struct ToProxy(Connector);
+
+impl Service<Uri> for ToProxy {
+    type Response = TokioIo<Transport>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<TokioIo<Transport>, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.tcp.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, proxy: Uri) -> Self::Future {
+        let connector = self.0.clone();
+        Box::pin(async move { Ok(TokioIo::new(connector.to_proxy(&proxy).await?)) })
+    }
 }
 
 /// One open connection, counted while it lives, with its read pace.
 pub struct Conn {
     stream: Stream,
+    /// Requests go to a proxy in absolute form.
+    forwarded: bool,
     open: Arc<AtomicUsize>,
     pace: Pace,
 }
 
 impl Conn {
-    fn new(stream: Stream, open: Arc<AtomicUsize>) -> Conn {
+    fn new(stream: Stream, forwarded: bool, open: Arc<AtomicUsize>) -> Conn {
         open.fetch_add(1, Ordering::Relaxed);
         Conn {
             stream,
+            forwarded,
             open,
             pace: Pace::new(Instant::now()),
         }
@@ -142,10 +241,10 @@ impl Drop for Conn {
 impl Connection for Conn {
     fn connected(&self) -> Connected {
         match &self.stream {
-            Stream::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+            Either::Right(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
                 Connected::new().negotiated_h2()
             }
-            _ => Connected::new(),
+            _ => Connected::new().proxy(self.forwarded),
         }
     }
 }
@@ -158,35 +257,23 @@ impl AsyncRead for Conn {
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let limit = (!this.pace.fast && this.many_open()).then_some(SLOW_READ);
+        let stream = Pin::new(&mut this.stream);
         let read = match limit {
             Some(limit) if buf.remaining() > limit => {
                 let mut small = ReadBuf::new(buf.initialize_unfilled_to(limit));
-                ready!(this.stream.poll_read_into(cx, &mut small))?;
+                ready!(stream.poll_read(cx, &mut small))?;
                 let n = small.filled().len();
                 buf.advance(n);
                 n
             }
             _ => {
                 let before = buf.filled().len();
-                ready!(this.stream.poll_read_into(cx, buf))?;
+                ready!(stream.poll_read(cx, buf))?;
                 buf.filled().len() - before
             }
         };
         this.pace.record(read, Instant::now());
         Poll::Ready(Ok(()))
-    }
-}
-
-impl Stream {
-    fn poll_read_into(
-        &mut self,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self {
-            Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
     }
 }
 
@@ -196,10 +283,7 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
     }
 
     fn poll_write_vectored(
@@ -207,31 +291,19 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.stream {
-            Stream::Plain(s) => s.is_write_vectored(),
-            Stream::Tls(s) => s.is_write_vectored(),
-        }
+        self.stream.is_write_vectored()
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.get_mut().stream {
-            Stream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            Stream::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 

@@ -649,6 +649,9 @@ fn classify(err: &client::Error, host: &str) -> FileError {
     if err.is_builder() {
         return FileError::Fatal(format!("bad request to {host}: {detail}"));
     }
+    if err.is_proxy() {
+        return FileError::Fatal(format!("cannot reach {host}: {detail}"));
+    }
     if detail.contains("certificate") || detail.contains("Certificate") {
         return FileError::Fatal(format!("TLS certificate not trusted for {host}: {detail}"));
     }

@@ -11,6 +11,7 @@ pub mod http;
 mod notify;
 mod part;
 mod placed;
+mod proxy;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
