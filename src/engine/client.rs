@@ -206,14 +206,17 @@ pub struct Response {
 }
 
 impl Response {
+    /// The response's status.
     pub fn status(&self) -> StatusCode {
         self.status
     }
 
+    /// The response's headers.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }
 
+    /// The response's headers, to edit.
     pub fn headers_mut(&mut self) -> &mut HeaderMap {
         &mut self.headers
     }
@@ -277,10 +280,12 @@ impl Error {
         Error::message(Kind::Redirect, reason)
     }
 
+    /// A redirect was refused (scheme, downgrade, too many).
     pub fn is_redirect(&self) -> bool {
         self.kind == Kind::Redirect
     }
 
+    /// The request could not be made (URL, TLS setup).
     pub fn is_builder(&self) -> bool {
         self.kind == Kind::Builder
     }
