@@ -155,11 +155,18 @@ fn server_name(uri: &Uri) -> Result<ServerName<'static>, BoxError> {
     Ok(ServerName::try_from(host.to_owned())?)
 }
 
-/// A failure on the way through `proxy`, naming it (never its credentials).
+/// A failure on the way through `proxy`, naming it (never its credentials), with the causes
+/// (a tunnel's own message hides why it could not reach the proxy).
 fn via(proxy: &Proxy, err: impl Into<BoxError>) -> BoxError {
     let err: BoxError = err.into();
     let proxy = proxy.uri.to_string();
-    format!("through the proxy {}: {err}", proxy.trim_end_matches('/')).into()
+    let mut message = format!("through the proxy {}: {err}", proxy.trim_end_matches('/'));
+    let mut cause = err.source();
+    while let Some(e) = cause {
+        message.push_str(&format!(": {e}"));
+        cause = e.source();
+    }
+    message.into()
 }
 
 /// TLS 1.2 and 1.3 with ring, the Mozilla roots of `webpki-roots`, SNI, ALPN h2 + http/1.1.

@@ -157,3 +157,23 @@ fn a_socks_proxy_fails_the_task_with_one_line_and_never_connects_directly() {
     assert_eq!(env.status_json(task)["retries"], 0, "not retried");
     assert!(server.server.requests().is_empty(), "no direct connection");
 }
+
+#[test]
+fn an_unreachable_proxy_is_named_with_the_cause_and_never_bypassed() {
+    let tls = SelfSignedTls::start(b"secret payload");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let env = Env::new();
+    let task = env.add(&[&tls.url("/x.bin")], &[]);
+    run_with(&env, &[("HTTPS_PROXY", &proxy)]);
+
+    assert_eq!(env.status(task), "failed");
+    let error = error_of(&env, task);
+    assert!(
+        error.contains(&format!("through the proxy {proxy}")),
+        "{error}"
+    );
+    assert!(error.contains("refused"), "the cause is kept: {error}");
+    assert_eq!(tls.requests(), 0);
+}
