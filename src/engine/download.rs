@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use reqwest::StatusCode;
-use reqwest::header::{self, HeaderMap};
+use hyper::StatusCode;
+use hyper::header::{self, HeaderMap};
 
 use super::client;
 use super::event::EngineEvent;
@@ -58,7 +58,7 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
     let lease = ctx.lease;
     let stop = &ctx.stop.token;
     let dest_dir = PathBuf::from(&ctx.dest_dir);
-    let url = reqwest::Url::parse(&file.url)
+    let url = url::Url::parse(&file.url)
         .map_err(|e| FileError::Fatal(format!("invalid URL {}: {e}", redact_url(&file.url))))?;
     // The host of the URL for messages (never credentials or query).
     let host = url
@@ -241,28 +241,31 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
 /// host changes are bounded.
 async fn send(
     ctx: &TaskCtx,
-    mut url: reqwest::Url,
+    mut url: url::Url,
     range: Option<&(u64, String)>,
-) -> Result<reqwest::Response, FileError> {
+) -> Result<client::Response, FileError> {
     let stop = &ctx.stop.token;
     let mut extra = ctx.headers.clone();
     let mut host_changes = 0;
     loop {
         let host = url.host_str().unwrap_or_default().to_owned();
-        let mut request = ctx.client.get(url.clone()).headers(extra.clone());
+        let mut headers = extra.clone();
         if let Some((offset, validator)) = range {
-            request = request
-                .header(header::RANGE, format!("bytes={offset}-"))
-                .header(header::IF_RANGE, validator.as_str());
+            let value = |v: String| {
+                header::HeaderValue::try_from(v)
+                    .map_err(|e| FileError::Fatal(format!("bad request to {host}: {e}")))
+            };
+            headers.insert(header::RANGE, value(format!("bytes={offset}-"))?);
+            headers.insert(header::IF_RANGE, value(validator.clone())?);
         }
         let response = tokio::select! {
             _ = stop.cancelled() => return Err(FileError::Stopped),
-            r = tokio::time::timeout(ctx.stall_timeout, request.send()) => match r {
+            r = tokio::time::timeout(ctx.stall_timeout, ctx.client.get(url.clone(), headers)) => match r {
                 Err(_) => return Err(FileError::retry(format!(
                     "no response from {host} within {} s",
                     ctx.stall_timeout.as_secs()
                 ))),
-                Ok(Err(e)) => return Err(classify_reqwest(&e, &host)),
+                Ok(Err(e)) => return Err(classify(&e, &host)),
                 Ok(Ok(r)) => r,
             }
         };
@@ -390,7 +393,7 @@ async fn stream_body(
     mut writer: BodyWriter,
     offset: u64,
     total: Option<u64>,
-    mut response: reqwest::Response,
+    mut response: client::Response,
 ) -> (u64, Result<(BodyWriter, u64), FileError>) {
     let stop = &ctx.stop.token;
     let mut received = offset;
@@ -414,7 +417,7 @@ async fn stream_body(
                             ctx.stall_timeout.as_secs()
                         )));
                     }
-                    Ok(Err(e)) => break Some(classify_reqwest(&e, host)),
+                    Ok(Err(e)) => break Some(classify(&e, host)),
                     Ok(Ok(None)) => break None,
                     Ok(Ok(Some(chunk))) => {
                         received += chunk.len() as u64;
@@ -638,13 +641,16 @@ fn check_status(status: StatusCode, headers: &HeaderMap, host: &str) -> Result<(
     }
 }
 
-fn classify_reqwest(err: &reqwest::Error, host: &str) -> FileError {
+fn classify(err: &client::Error, host: &str) -> FileError {
     let detail = escape_controls(&error_chain(err));
     if err.is_redirect() {
         return FileError::Fatal(format!("redirect refused from {host}: {detail}"));
     }
     if err.is_builder() {
         return FileError::Fatal(format!("bad request to {host}: {detail}"));
+    }
+    if err.is_proxy() {
+        return FileError::Fatal(format!("cannot reach {host}: {detail}"));
     }
     if detail.contains("certificate") || detail.contains("Certificate") {
         return FileError::Fatal(format!("TLS certificate not trusted for {host}: {detail}"));
@@ -653,7 +659,7 @@ fn classify_reqwest(err: &reqwest::Error, host: &str) -> FileError {
 }
 
 /// The error and its sources, without the URL (which may hold secrets).
-fn error_chain(err: &reqwest::Error) -> String {
+fn error_chain(err: &client::Error) -> String {
     use std::error::Error as _;
     let mut parts = Vec::new();
     let mut current: Option<&dyn std::error::Error> = err.source();
@@ -662,11 +668,7 @@ fn error_chain(err: &reqwest::Error) -> String {
         current = e.source();
     }
     if parts.is_empty() {
-        parts.push(if err.is_timeout() {
-            "timed out".into()
-        } else {
-            "request failed".into()
-        });
+        parts.push(err.to_string());
     }
     parts.dedup();
     parts.join(": ")

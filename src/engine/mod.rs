@@ -4,12 +4,14 @@
 //! sweeps dead owners' tasks. It knows the store and the model, never the dashboard.
 
 mod client;
+mod connect;
 mod download;
 pub mod event;
 pub mod http;
 mod notify;
 mod part;
 mod placed;
+mod proxy;
 mod worker;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -92,7 +94,7 @@ pub struct Engine {
     me: Actor,
     options: EngineOptions,
     probe: LivenessProbe,
-    client: reqwest::Client,
+    client: client::Client,
     rules: ClaimRules,
     running: HashMap<TaskId, StopSignal>,
     state: EngineState,

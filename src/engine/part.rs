@@ -146,9 +146,6 @@ impl PartFile {
 /// it) in memory, however many downloads run and however slow the disk is.
 pub const BATCH_BYTES: usize = 128 * 1024;
 
-/// The most of a body's end held back for the last write (see [`BodyWriter::holds_rest`]).
-const HOLD_BYTES: u64 = 16 * 1024;
-
 /// Where the writer reports durable offsets.
 pub struct WriterReport {
     pub task: TaskId,
@@ -259,13 +256,14 @@ impl BodyWriter {
         self.gathered_len > 0 && matches!(self.disk, Slot::Idle(_)) && !self.holds_rest(rest)
     }
 
-    /// Whether the batch being gathered may also take the `rest` of the body, at most
-    /// [`HOLD_BYTES`] in all: then the rest goes to the disk in the last call
-    /// ([`Self::finish_with`]), and writing earlier would only add a trip to a blocking thread
-    /// (a small file is one call in all). Bounded so small, because on a slow connection what
-    /// is held waits in memory until the body ends.
+    /// Whether the batch being gathered holds the body's end (nothing is still to come): then
+    /// it goes to the disk in the last call ([`Self::finish_with`]), and writing earlier would
+    /// only add a trip to a blocking thread (a small file is one call in all). Nothing is held
+    /// while more is on its way: a held chunk keeps the connection's read buffer alive, so
+    /// every read meanwhile takes a fresh one (a slow connection's last 16 KiB held 2-3 of
+    /// hyper's 8 KiB buffers for a second, which 1,000 downloads near their end pay at once).
     fn holds_rest(&self, rest: Option<u64>) -> bool {
-        rest.is_some_and(|rest| (self.gathered_len as u64).saturating_add(rest) <= HOLD_BYTES)
+        rest == Some(0)
     }
 
     /// The `.part` being written.

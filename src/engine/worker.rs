@@ -64,7 +64,7 @@ impl StopSignal {
 pub struct TaskCtx {
     pub lease: Lease,
     pub dest_dir: String,
-    pub client: reqwest::Client,
+    pub client: super::client::Client,
     pub store: StoreActor,
     pub actor: Actor,
     pub stop: StopSignal,
@@ -221,16 +221,19 @@ async fn fetch_all(
 ) -> (Vec<FileEntry>, Result<(), FileError>) {
     let (done, pending): (Vec<FileEntry>, Vec<FileEntry>) = files.into_iter().partition(|f| f.done);
     ctx.unrecorded.expect(pending.len());
-    let outcomes: Vec<(FileEntry, Result<(), FileError>)> = futures_util::stream::iter(pending)
-        .map(|mut file| async move {
-            ctx.unrecorded.start();
-            let result = fetch_with_retries(ctx, &mut file).await;
-            ctx.unrecorded.end();
-            (file, result)
-        })
-        .buffer_unordered(ctx.files_in_parallel.max(1))
-        .collect()
-        .await;
+    // One file (most tasks) is awaited in place: a stream of one would hold its future twice
+    // (the stream keeps a spare slot the size of one), which 1,000 downloads pay 1,000 times.
+    let outcomes: Vec<(FileEntry, Result<(), FileError>)> =
+        match <[FileEntry; 1]>::try_from(pending) {
+            Ok([file]) => vec![fetch_tracked(ctx, file).await],
+            Err(pending) => {
+                futures_util::stream::iter(pending)
+                    .map(|file| fetch_tracked(ctx, file))
+                    .buffer_unordered(ctx.files_in_parallel.max(1))
+                    .collect()
+                    .await
+            }
+        };
     let mut verdict = Ok(());
     let mut files = done;
     for (file, result) in outcomes {
@@ -243,6 +246,14 @@ async fn fetch_all(
     }
     files.sort_by_key(|f| f.index);
     (files, verdict)
+}
+
+/// One file with its retries, counted in flight for the placed-file records (`Unrecorded`).
+async fn fetch_tracked(ctx: &TaskCtx, mut file: FileEntry) -> (FileEntry, Result<(), FileError>) {
+    ctx.unrecorded.start();
+    let result = fetch_with_retries(ctx, &mut file).await;
+    ctx.unrecorded.end();
+    (file, result)
 }
 
 async fn fetch_with_retries(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {

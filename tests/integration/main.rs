@@ -15,6 +15,7 @@ mod faults_secrets;
 mod many_active;
 mod ownership;
 mod policy;
+mod proxy;
 mod resume;
 mod tui_e2e;
 mod watch;

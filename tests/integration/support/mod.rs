@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod evil;
+pub mod proxy;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -37,6 +38,18 @@ impl Drop for Env {
         }
     }
 }
+
+/// The environment variables that name proxies, in both cases.
+pub const PROXY_VARS: [&str; 8] = [
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
 
 /// A config with fast heartbeats and backoff, so tests run quickly.
 pub const FAST_CONFIG: &str = "heartbeat_interval_ms = 100\nstale_after_secs = 300\n\
@@ -73,6 +86,10 @@ impl Env {
         cmd.env_remove("HAUL_DB")
             .env_remove("HAUL_CONFIG")
             .env("NO_COLOR", "1");
+        // Loopback servers are reached directly unless a test names a proxy itself.
+        for name in PROXY_VARS {
+            cmd.env_remove(name);
+        }
         cmd
     }
 
