@@ -1,4 +1,4 @@
-//! Connections for the download client: TCP (no Nagle, bounded connect time), TLS through
+//! Connections for the download client: TCP (no Nagle, keepalive), TLS through
 //! rustls with the webpki roots (ALPN h2 and http/1.1), the proxy of the environment
 //! ([`proxy`](super::proxy): to the proxy for http, a `CONNECT` tunnel for https), and a read
 //! pace that keeps hyper's HTTP/1 read buffer small on connections that do not need a big one.
@@ -53,10 +53,15 @@ pub const FREE_CONNECTIONS: usize = 64;
 const FAST_BYTES: usize = 256 * 1024;
 const PACE_WINDOW: Duration = Duration::from_millis(250);
 
+/// Idle time after which the kernel probes a connection (reqwest's default).
+const TCP_KEEPALIVE: Duration = Duration::from_secs(15);
+
 /// Makes the connections of one client (cheap to clone: every clone shares the count).
 #[derive(Clone)]
 pub struct Connector {
     tcp: HttpConnector,
+    /// Bounds a whole connect: name lookup, TCP, the proxy's `CONNECT` and every TLS handshake.
+    connect_timeout: Duration,
     /// To servers: ALPN h2 and http/1.1.
     tls: TlsConnector,
     /// To `https://` proxies: no ALPN, so HTTP/1.1 (a `CONNECT` or an absolute-form request).
@@ -76,12 +81,13 @@ impl Connector {
         let mut tcp = HttpConnector::new();
         tcp.enforce_http(false); // https is ours to wrap
         tcp.set_nodelay(true);
-        tcp.set_connect_timeout(Some(connect_timeout));
+        tcp.set_keepalive(Some(TCP_KEEPALIVE));
         let tls = tls_config()?;
         let mut to_proxy = tls.clone();
         to_proxy.alpn_protocols.clear();
         Ok(Connector {
             tcp,
+            connect_timeout,
             tls: TlsConnector::from(Arc::new(tls)),
             tls_proxy: TlsConnector::from(Arc::new(to_proxy)),
             proxies,
@@ -191,8 +197,17 @@ impl Service<Uri> for Connector {
         self.tcp.poll_ready(cx).map_err(Into::into)
     }
 
+    /// A connect that does not finish within the connect timeout fails; hyper may also finish a
+    /// connect in the background when a pooled connection came free first, so nothing else would
+    /// bound it.
     fn call(&mut self, dst: Uri) -> Self::Future {
-        Box::pin(self.clone().connect(dst))
+        let limit = self.connect_timeout;
+        let connect = self.clone().connect(dst);
+        Box::pin(async move {
+            tokio::time::timeout(limit, connect).await.map_err(|_| {
+                BoxError::from(format!("connect timed out after {} s", limit.as_secs_f32()))
+            })?
+        })
     }
 }
 

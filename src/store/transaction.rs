@@ -159,6 +159,11 @@ impl Store {
         f: impl FnOnce(&mut Store) -> Result<T, E>,
     ) -> Result<T, E> {
         let path = self.reader.path.clone();
+        if self.group != Group::Alone && self.reader.conn.is_autocommit() {
+            // SQLite rolled the outer group back by itself: a savepoint now would open (and
+            // commit) a transaction of its own.
+            return Err(StoreError::RolledBack.at(&path).into());
+        }
         scope.open(&self.reader.conn).map_err(|e| e.at(&path))?;
         let outer = std::mem::replace(&mut self.group, group);
         let result = f(self);

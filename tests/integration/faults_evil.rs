@@ -388,6 +388,25 @@ fn a_self_signed_certificate_is_refused_with_a_clear_message() {
 }
 
 #[test]
+fn a_tls_handshake_that_never_finishes_fails_within_the_connect_timeout() {
+    // Accepts TCP, then never answers the ClientHello (it waits for an HTTP head).
+    let silent = Evil::start(|_, _| Answer::Hang(Vec::new()));
+    let env = Env::with_config(
+        "connect_timeout_secs = 1\nstall_timeout_secs = 60\n\
+         [retry]\nmax_attempts = 2\nbase_delay_ms = 20\nmax_delay_ms = 50\n",
+    );
+    let url = silent.url("/x.bin").replacen("http://", "https://", 1);
+    let task = env.add(&[&url], &[]);
+    env.run_until_idle();
+    assert_eq!(env.status(task), "failed");
+    let error = error_of(&env, task);
+    assert!(
+        error.contains("connection to 127.0.0.1 failed") && error.contains("connect timed out"),
+        "the handshake counts as connecting, not as waiting for a response: {error}"
+    );
+}
+
+#[test]
 fn a_changed_remote_file_without_a_strong_validator_restarts_whole_never_mixed() {
     use haul::demo::server::EtagMode;
     for (etag, last_modified) in [(EtagMode::Weak, false), (EtagMode::None, false)] {
