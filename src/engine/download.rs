@@ -274,7 +274,7 @@ async fn send(
         }
         let refused =
             |reason: String| FileError::Fatal(format!("redirect refused from {host}: {reason}"));
-        let Some(next) = header_str(response.headers(), header::LOCATION)
+        let Some(mut next) = header_str(response.headers(), header::LOCATION)
             .and_then(|loc| response.url().join(loc).ok())
         else {
             return Err(refused(format!(
@@ -293,8 +293,11 @@ async fn send(
             )));
         }
         tracing::debug!("redirected from {host} to {}", redact_url(next.as_str()));
-        // What was meant for the first origin stays there.
+        // What was meant for the first origin stays there, and credentials in a Location are
+        // the server's: never sent on.
         extra = HeaderMap::new();
+        let _ = next.set_username("");
+        let _ = next.set_password(None);
         url = next;
     }
 }

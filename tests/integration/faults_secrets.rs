@@ -125,6 +125,29 @@ fn a_redirect_to_another_host_carries_no_referer_authorization_or_project_header
 }
 
 #[test]
+fn credentials_in_a_redirect_to_another_host_are_not_sent_there() {
+    let data = sample_bytes(44, 5_000).to_vec();
+    let full = data.clone();
+    let target = Evil::start(move |_, head| honest(head, &full, "\"t\""));
+    let moved = target
+        .url("/moved.bin")
+        .replacen("http://", "http://eve:planted@", 1);
+    let origin = Server::start(vec![("/start.bin", Route::redirect(&moved))]);
+    let env = Env::new();
+    let task = env.add(&[&origin.url("/start.bin")], &[]);
+    env.run_until_idle();
+    assert_eq!(env.status(task), "completed");
+    assert_eq!(env.file("start.bin"), data);
+    let heads = target.heads();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    assert!(
+        !heads[0].to_ascii_lowercase().contains("authorization"),
+        "{}",
+        heads[0]
+    );
+}
+
+#[test]
 fn redirect_loops_long_chains_and_downgrades_are_refused_without_a_request_to_the_target() {
     let data = sample_bytes(43, 1000);
     let sink = Server::start(vec![("/file.bin", Route::file(data))]);
