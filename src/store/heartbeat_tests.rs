@@ -1,5 +1,6 @@
 //! The heartbeat tick and what every reader makes of it: liveness from the owner's heartbeat,
-//! offsets from its packed beats, fencing, folding back, recovery, and the v4 → v5 migration.
+//! offsets from its packed beats, fencing, folding back, recovery, the v4 → v5 migration, and
+//! the unfinished rows a reader keeps across ticks.
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -52,8 +53,8 @@ fn rules() -> ClaimRules {
     }
 }
 
-/// Adds a task of `files` files and claims it for `by` at second 0.
-fn claimed(store: &mut Store, by: &Actor, name: &str, files: usize) -> Lease {
+/// Adds a queued task of `files` files at second 0.
+fn add(store: &mut Store, by: &Actor, name: &str, files: usize) -> TaskId {
     let task = NewTask {
         project: "p".into(),
         dest_dir: "/d".into(),
@@ -65,7 +66,12 @@ fn claimed(store: &mut Store, by: &Actor, name: &str, files: usize) -> Lease {
             })
             .collect(),
     };
-    let id = store.add_task(&task, "x", at(0), by).unwrap();
+    store.add_task(&task, "x", at(0), by).unwrap()
+}
+
+/// Adds a task of `files` files and claims it for `by` at second 0.
+fn claimed(store: &mut Store, by: &Actor, name: &str, files: usize) -> Lease {
+    let id = add(store, by, name, files);
     let mut claims = store.claim_up_to(1, &rules(), by, at(0)).unwrap();
     let (task, _) = claims.pop().unwrap();
     assert_eq!(task.id, id);
@@ -531,4 +537,63 @@ fn a_damaged_beat_row_is_a_clear_error_to_readers_the_tick_and_the_owners_writes
             .unwrap_err(),
     );
     assert_eq!(raw(&store, lease), before, "nothing was written");
+}
+
+#[test]
+fn kept_rows_get_every_beat_and_are_read_again_after_any_change_of_a_task_row() {
+    let (dir, mut store, by) = open();
+    let a = claimed(&mut store, &by, "a", 1);
+    add(&mut store, &by, "b", 1);
+    let reader = ReadOnlyStore::open(&dir.path().join("haul.db")).unwrap();
+    let mut kept = KeptTasks::default();
+    let read = |kept: &mut KeptTasks| {
+        let rows = reader.unfinished_kept(kept).unwrap();
+        assert_eq!(
+            rows,
+            reader.unfinished().unwrap(),
+            "the same as a fresh read"
+        );
+        rows
+    };
+    let rows = read(&mut kept);
+    assert_eq!(rows.len(), 2);
+    let changes = kept.changes;
+
+    // A tick changes no task row: the rows are kept, its beat is added to them, or to the
+    // rows read last, in place (each tick's beat replacing the one before).
+    let mut live = rows;
+    for (offset, secs) in [(100, 1), (250, 2)] {
+        tick(&mut store, &by, &[progress(a, &[(0, offset)])], secs);
+        assert!(reader.beats_on_kept(&kept, live.iter_mut()).unwrap());
+        assert_eq!(live, reader.unfinished().unwrap());
+        assert_eq!((live[0].bytes_done, live[0].updated_at), (offset, at(secs)));
+    }
+    let rows = read(&mut kept);
+    assert_eq!(kept.changes, changes, "a heartbeat tick changed a task row");
+    assert_eq!(rows, live);
+
+    // Any change of a task row, however it is made, is read again.
+    store
+        .conn
+        .execute(
+            "UPDATE tasks SET name = 'renamed' WHERE id = ?1",
+            [a.task.0],
+        )
+        .unwrap();
+    assert!(!reader.beats_on_kept(&kept, live.iter_mut()).unwrap());
+    assert_eq!(live, rows, "untouched");
+    assert_eq!(read(&mut kept)[0].name, "renamed");
+    add(&mut store, &by, "c", 1);
+    assert_eq!(read(&mut kept).len(), 3);
+    store
+        .conn
+        .execute(
+            "DELETE FROM tasks WHERE id = (SELECT task_id FROM files WHERE name = 'b.0')",
+            [],
+        )
+        .unwrap();
+    let rows = read(&mut kept);
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].status, rows[0].bytes_done), (Status::Running, 250));
+    assert_ne!(kept.changes, changes);
 }
