@@ -326,6 +326,13 @@ pub fn refuse_redirect(from: &Url, to: &Url) -> Option<String> {
     }
 }
 
+/// The message of `err` and of each of its sources, outermost first.
+pub fn messages(err: &(dyn std::error::Error + 'static)) -> Vec<String> {
+    std::iter::successors(Some(err), |e| e.source())
+        .map(|e| e.to_string())
+        .collect()
+}
+
 /// Same scheme, host and port.
 pub fn same_origin(a: &Url, b: &Url) -> bool {
     a.scheme() == b.scheme()

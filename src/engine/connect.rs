@@ -166,11 +166,10 @@ fn server_name(uri: &Uri) -> Result<ServerName<'static>, BoxError> {
 fn via(proxy: &Proxy, err: impl Into<BoxError>) -> BoxError {
     let err: BoxError = err.into();
     let proxy = proxy.uri.to_string();
-    let mut message = format!("through the proxy {}: {err}", proxy.trim_end_matches('/'));
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        message.push_str(&format!(": {e}"));
-        cause = e.source();
+    let mut message = format!("through the proxy {}", proxy.trim_end_matches('/'));
+    for m in super::client::messages(&*err) {
+        message.push_str(": ");
+        message.push_str(&m);
     }
     message.into()
 }

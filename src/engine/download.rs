@@ -663,15 +663,10 @@ fn classify(err: &client::Error, host: &str) -> FileError {
 
 /// The error and its sources, without the URL (which may hold secrets).
 fn error_chain(err: &client::Error) -> String {
-    use std::error::Error as _;
-    let mut parts = Vec::new();
-    let mut current: Option<&dyn std::error::Error> = err.source();
-    while let Some(e) = current {
-        parts.push(e.to_string());
-        current = e.source();
-    }
-    if parts.is_empty() {
-        parts.push(err.to_string());
+    let mut parts = client::messages(err);
+    if parts.len() > 1 {
+        // The sources say what went wrong; the error itself names only its kind.
+        parts.remove(0);
     }
     parts.dedup();
     parts.join(": ")
