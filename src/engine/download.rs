@@ -54,7 +54,44 @@ enum Start {
 }
 
 /// Downloads `file` (updating it in place: destination, validators, durable offset).
+///
+/// The request and the decisions before the body (`begin`) and the end after it
+/// (`verify_and_finalize`) are boxed: their state lives only while they run, and every
+/// download's future is sized for streaming alone (1,000 downloads pay it 1,000 times).
 pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
+    let Some(transfer) = Box::pin(begin(ctx, file)).await? else {
+        return Ok(());
+    };
+    let Transfer {
+        host,
+        dest,
+        writer,
+        offset,
+        total,
+        response,
+    } = transfer;
+    let (durable, body) = stream_body(ctx, file, &host, writer, offset, total, response).await;
+    file.bytes_done = file.bytes_done.max(durable);
+    let (writer, received) = body?;
+    Box::pin(verify_and_finalize(ctx, file, writer, &dest, received)).await
+}
+
+/// A body about to stream into its `.part`.
+struct Transfer {
+    /// The URL's host, for messages.
+    host: String,
+    dest: PathBuf,
+    writer: BodyWriter,
+    /// Where the body's first byte goes in the file.
+    offset: u64,
+    total: Option<u64>,
+    response: client::Response,
+}
+
+/// One try up to its body: finds what an earlier try left, sends the request, decides from
+/// the response where the bytes go and records that. `None` when the try ended without a
+/// body to stream (the file was found placed, or the part already held all of it).
+async fn begin(ctx: &TaskCtx, file: &mut FileEntry) -> Result<Option<Transfer>, FileError> {
     let lease = ctx.lease;
     let stop = &ctx.stop.token;
     let dest_dir = PathBuf::from(&ctx.dest_dir);
@@ -73,7 +110,9 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         if !part_path.exists()
             && let Some((len, sha256)) = already_placed(file, &dest).await
         {
-            return record_done(ctx, file, &dest, len, sha256).await;
+            return record_done(ctx, file, &dest, len, sha256)
+                .await
+                .map(|()| None);
         }
         let opened = part::open_locked(&part_path, stop)
             .await
@@ -119,7 +158,9 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         {
             file.bytes_total = Some(total);
             let writer = body_writer(ctx, file, part, total);
-            return verify_and_finalize(ctx, file, writer, &dest, total).await;
+            return verify_and_finalize(ctx, file, writer, &dest, total)
+                .await
+                .map(|()| None);
         }
         return Err(restart_needed(ctx, file, "server refused the resume range (416)").await);
     }
@@ -226,12 +267,14 @@ pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError>
         total,
         at: Instant::now(),
     });
-    drop(headers);
-    let writer = body_writer(ctx, file, part, offset);
-    let (durable, body) = stream_body(ctx, file, &host, writer, offset, total, response).await;
-    file.bytes_done = file.bytes_done.max(durable);
-    let (writer, received) = body?;
-    verify_and_finalize(ctx, file, writer, &dest, received).await
+    Ok(Some(Transfer {
+        host,
+        writer: body_writer(ctx, file, part, offset),
+        dest,
+        offset,
+        total,
+        response,
+    }))
 }
 
 /// Sends the GET (with `Range` + `If-Range` when resuming) and follows redirects to other
@@ -463,7 +506,8 @@ async fn stream_body(
     };
     // Keep what arrived: written and synced, so a retry resumes after it.
     let path = writer.path().to_owned();
-    match writer.finish().await {
+    // Boxed, like the ends in `fetch`: the streaming state is what every download holds.
+    match Box::pin(writer.finish()).await {
         (durable, Ok(())) => (durable, Err(failure)),
         (durable, Err(e)) => (durable, Err(write_failure(&path, e, durable))),
     }

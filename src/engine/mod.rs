@@ -385,8 +385,9 @@ impl Engine {
         tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
         self.running.insert(task.id, stop);
         let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
+        worker::announce(&ctx, &task, &files);
         self.workers
-            .spawn(worker::run_task(ctx, task, files).instrument(span));
+            .spawn(worker::run_task(ctx, files).instrument(span));
     }
 
     /// One transaction: the instance heartbeat and every running task's heartbeat and durable

@@ -120,8 +120,9 @@ impl TaskCtx {
     }
 }
 
-/// Runs a claimed task to its end and records that end (fenced).
-pub async fn run_task(ctx: TaskCtx, task: Task, files: Vec<FileEntry>) -> Finish {
+/// Announces a claimed task's start (before it is spawned, so the task's own future does not
+/// hold the claimed row for the whole download).
+pub fn announce(ctx: &TaskCtx, task: &Task, files: &[FileEntry]) {
     let already: u64 = files.iter().filter(|f| f.done).map(|f| f.bytes_done).sum();
     let _ = ctx.events.send(EngineEvent::Started {
         lease: ctx.lease,
@@ -131,6 +132,10 @@ pub async fn run_task(ctx: TaskCtx, task: Task, files: Vec<FileEntry>) -> Finish
         bytes_already_done: already,
         at: Instant::now(),
     });
+}
+
+/// Runs a claimed task (announced) to its end and records that end (fenced).
+pub async fn run_task(ctx: TaskCtx, files: Vec<FileEntry>) -> Finish {
     let (files, result) = fetch_all(&ctx, files).await;
     let offsets: Vec<(u32, u64)> = files
         .iter()
