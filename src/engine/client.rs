@@ -1,8 +1,9 @@
 //! The download client: hyper's pooled client over [`connect`](super::connect) (TCP without
 //! Nagle, rustls, a read pace that keeps hyper's read buffers small on slow connections), GET
-//! only, with bounded redirects over http/https only and never from https down to http, no
+//! with bounded redirects over http/https only and never from https down to http, no
 //! Referer, no decompression, and haul's user agent; through the proxy the environment names
-//! ([`proxy`](super::proxy)), as reqwest did.
+//! ([`proxy`](super::proxy)), as reqwest did. Webhooks POST through the same connections
+//! rules ([`Client::post`]), without redirects.
 //!
 //! The client follows only same-origin redirects. A redirect to another origin comes back to
 //! the caller (`download::send`), which follows it without the project's headers or the URL's
@@ -14,10 +15,10 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::{Body as _, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::{Request, StatusCode};
+use hyper::{Method, Request, StatusCode};
 use hyper_util::client::legacy;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use url::Url;
@@ -47,6 +48,9 @@ pub struct Client {
 
 struct Inner {
     hyper: legacy::Client<Connector, Empty<Bytes>>,
+    /// For requests with a body (webhooks): a pool of its own, so that the downloads' requests
+    /// stay bodiless (every open connection keeps room for 32 of them).
+    with_body: legacy::Client<Connector, Full<Bytes>>,
     proxies: Arc<Proxies>,
     max_redirects: u32,
 }
@@ -57,15 +61,16 @@ pub fn build(connect_timeout: Duration, max_redirects: u32) -> Result<Client, ru
     let proxies = Arc::new(Proxies::from_env());
     let user_agent = HeaderValue::from_static(USER_AGENT);
     let connector = Connector::new(connect_timeout, Arc::clone(&proxies), user_agent)?;
-    let hyper = legacy::Client::builder(TokioExecutor::new())
+    let mut builder = legacy::Client::builder(TokioExecutor::new());
+    builder
         .pool_idle_timeout(POOL_IDLE)
         .pool_max_idle_per_host(POOL_IDLE_PER_HOST)
         .pool_timer(TokioTimer::new())
-        .timer(TokioTimer::new())
-        .build(connector);
+        .timer(TokioTimer::new());
     Ok(Client {
         inner: Arc::new(Inner {
-            hyper,
+            hyper: builder.build(connector.clone()),
+            with_body: builder.build(connector),
             proxies,
             max_redirects,
         }),
@@ -114,7 +119,52 @@ impl Client {
         }
     }
 
+    /// POSTs `body` as `content_type` to `url` (its credentials become Basic authorization)
+    /// and returns the status; redirects are not followed. The response body is not read.
+    pub async fn post(
+        &self,
+        mut url: Url,
+        content_type: &'static str,
+        body: Bytes,
+    ) -> Result<StatusCode, Error> {
+        let mut headers = HeaderMap::new();
+        if let Some(auth) = take_credentials(&mut url) {
+            headers.insert(header::AUTHORIZATION, auth);
+        }
+        headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let mut request = self.request(&url, &headers, Full::new(body))?;
+        *request.method_mut() = Method::POST;
+        let response = self
+            .inner
+            .with_body
+            .request(request)
+            .await
+            .map_err(|e| Error::new(Kind::Request, e))?;
+        Ok(response.status())
+    }
+
     async fn send(&self, url: &Url, headers: &HeaderMap) -> Result<Response, Error> {
+        let request = self.request(url, headers, Empty::new())?;
+        let response = self
+            .inner
+            .hyper
+            .request(request)
+            .await
+            .map_err(|e| Error::new(Kind::Request, e))?;
+        let (parts, body) = response.into_parts();
+        Ok(Response {
+            status: parts.status,
+            headers: parts.headers,
+            url: url.clone(),
+            body,
+        })
+    }
+
+    /// A GET (unless the caller changes its method) of `url` with `headers` and `body`,
+    /// addressed for its route: to a proxy that forwards it, with the proxy's credentials
+    /// beside (a tunnel carries them itself).
+    fn request<B>(&self, url: &Url, headers: &HeaderMap, body: B) -> Result<Request<B>, Error> {
         let scheme = url.scheme();
         if scheme != "http" && scheme != "https" {
             return Err(Error::message(
@@ -131,9 +181,8 @@ impl Client {
             .proxies
             .route(&uri)
             .map_err(|e| Error::new(Kind::Proxy, e))?;
-        let mut request = Request::new(Empty::new());
+        let mut request = Request::new(body);
         *request.headers_mut() = headers.clone();
-        // To a proxy in absolute form, its credentials beside (a tunnel carries them itself).
         if let Route::Forward(proxy) = route
             && let Some(auth) = proxy.auth
         {
@@ -143,19 +192,7 @@ impl Client {
                 .or_insert(auth);
         }
         *request.uri_mut() = uri;
-        let response = self
-            .inner
-            .hyper
-            .request(request)
-            .await
-            .map_err(|e| Error::new(Kind::Request, e))?;
-        let (parts, body) = response.into_parts();
-        Ok(Response {
-            status: parts.status,
-            headers: parts.headers,
-            url: url.clone(),
-            body,
-        })
+        Ok(request)
     }
 }
 

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -162,6 +163,7 @@ impl Engine {
             &self.options.config.notify,
             self.store.clone(),
             self.me.instance.clone(),
+            self.client.clone(),
         );
         let notify_stop = CancellationToken::new();
         let notify_task = notifier
@@ -477,12 +479,12 @@ async fn notify_loop(notifier: Notifier, stop: CancellationToken) {
 }
 
 /// A project's extra headers; names and values were validated with the config.
-fn header_map(headers: &std::collections::BTreeMap<String, String>) -> reqwest::header::HeaderMap {
-    let mut map = reqwest::header::HeaderMap::new();
+fn header_map(headers: &std::collections::BTreeMap<String, String>) -> HeaderMap {
+    let mut map = HeaderMap::new();
     for (name, value) in headers {
         if let (Ok(name), Ok(mut value)) = (
-            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
-            reqwest::header::HeaderValue::from_str(value),
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
         ) {
             value.set_sensitive(true);
             map.insert(name, value);

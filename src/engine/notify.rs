@@ -5,9 +5,11 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::Utc;
 use tokio::io::AsyncWriteExt;
 
+use super::client::{self, Client};
 use crate::config::NotifyConfig;
 use crate::model::InstanceId;
 use crate::store::{Notification, StoreActor};
@@ -24,20 +26,21 @@ pub struct Notifier {
     config: NotifyConfig,
     store: StoreActor,
     me: InstanceId,
-    client: reqwest::Client,
+    /// The downloads' client: the same TLS roots and proxies.
+    client: Client,
 }
 
 impl Notifier {
     /// `None` when `[notify]` has neither a webhook nor a command.
-    pub fn new(config: &NotifyConfig, store: StoreActor, me: InstanceId) -> Option<Notifier> {
+    pub fn new(
+        config: &NotifyConfig,
+        store: StoreActor,
+        me: InstanceId,
+        client: Client,
+    ) -> Option<Notifier> {
         if config.webhook_url.is_none() && config.command.is_none() {
             return None;
         }
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .ok()?;
         Some(Notifier {
             config: config.clone(),
             store,
@@ -91,25 +94,21 @@ impl Notifier {
     }
 
     async fn send(&self, n: &Notification) -> Result<(), String> {
+        let timeout = Duration::from_secs(self.config.timeout_secs);
         if let Some(url) = &self.config.webhook_url {
-            let response = self
-                .client
-                .post(url)
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(n.payload.clone())
-                .send()
-                .await
-                .map_err(|e| format!("webhook {}: {}", redact_url(url), e.without_url()))?;
-            if !response.status().is_success() {
-                return Err(format!(
-                    "webhook {} answered {}",
-                    redact_url(url),
-                    response.status()
-                ));
+            let failed = |why: String| format!("webhook {}: {why}", redact_url(url));
+            let parsed = url::Url::parse(url).map_err(|e| failed(e.to_string()))?;
+            let body = Bytes::from(n.payload.clone());
+            let status =
+                tokio::time::timeout(timeout, self.client.post(parsed, "application/json", body))
+                    .await
+                    .map_err(|_| failed(format!("no answer within {} s", timeout.as_secs())))?
+                    .map_err(|e| failed(client::messages(&e).join(": ")))?;
+            if !status.is_success() {
+                return Err(format!("webhook {} answered {status}", redact_url(url)));
             }
         }
         if let Some(argv) = &self.config.command {
-            let timeout = Duration::from_secs(self.config.timeout_secs);
             tokio::time::timeout(timeout, run_command(argv, &n.payload))
                 .await
                 .map_err(|_| format!("command {:?} timed out", argv[0]))??;

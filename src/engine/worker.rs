@@ -74,7 +74,7 @@ pub struct TaskCtx {
     pub max_file_size: u64,
     pub retry: RetryPolicy,
     /// The project's extra request headers.
-    pub headers: reqwest::header::HeaderMap,
+    pub headers: hyper::header::HeaderMap,
     /// Files of one task transferred at once.
     pub files_in_parallel: usize,
     /// Placed files whose record rides with the task's next write.

@@ -177,3 +177,33 @@ fn an_unreachable_proxy_is_named_with_the_cause_and_never_bypassed() {
     assert!(error.contains("refused"), "the cause is kept: {error}");
     assert_eq!(tls.requests(), 0);
 }
+
+#[test]
+fn a_webhook_goes_through_the_environments_proxy_like_the_downloads() {
+    let data = sample_bytes(73, 10_000);
+    let server = Server::start(vec![("/a.bin", Route::file(data))]);
+    let receiver = crate::support::receiver::Receiver::start();
+    // base64("bob:pw")
+    let proxy = RecordingProxy::start(Some("Basic Ym9iOnB3"));
+    let env = Env::with_config(&format!(
+        "[notify]\nwebhook_url = \"{}\"\non_completed = true\n",
+        receiver.url
+    ));
+    let task = env.add(&[&server.url("/a.bin")], &[]);
+    run_with(&env, &[("HTTP_PROXY", &proxy.url(Some("bob:pw")))]);
+
+    assert_eq!(env.status(task), "completed", "{}", error_of(&env, task));
+    assert_eq!(receiver.count("completed"), 1, "{:?}", receiver.received());
+    let posts: Vec<_> = proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "POST")
+        .collect();
+    assert_eq!(posts.len(), 1, "{:?}", proxy.seen());
+    assert_eq!(posts[0].target, receiver.url, "absolute form");
+    assert_eq!(
+        posts[0].proxy_authorization.as_deref(),
+        Some("Basic Ym9iOnB3")
+    );
+    assert_eq!(posts[0].user_agent.as_deref(), Some(USER_AGENT));
+}

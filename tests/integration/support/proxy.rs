@@ -1,5 +1,6 @@
-//! A recording HTTP proxy on 127.0.0.1: absolute-form requests are forwarded (one per
-//! connection, `Connection: close` upstream), `CONNECT` opens a tunnel. It can demand
+//! A recording HTTP proxy on 127.0.0.1: absolute-form requests are forwarded with their
+//! method and `Content-Length` body (one per connection, `Connection: close` upstream),
+//! `CONNECT` opens a tunnel. It can demand
 //! credentials (`407` without them) and records every request head it saw.
 
 use std::net::SocketAddr;
@@ -98,6 +99,14 @@ async fn serve(conn: TcpStream, log: Arc<Mutex<Log>>, required: Option<String>) 
     };
     let allowed = required.is_none() || seen.proxy_authorization == required;
     log.lock().expect("log").seen.push(seen);
+    if method != "CONNECT" && allowed {
+        let length = header("content-length").and_then(|v| v.parse().ok());
+        let mut body = vec![0; length.unwrap_or(0)];
+        if client.read_exact(&mut body).await.is_ok() {
+            forward(client.into_inner(), method, target, &headers, &body).await;
+        }
+        return;
+    }
     let mut client = client.into_inner();
     if !allowed {
         let _ = client
@@ -105,28 +114,31 @@ async fn serve(conn: TcpStream, log: Arc<Mutex<Log>>, required: Option<String>) 
             .await;
         return;
     }
-    if method == "CONNECT" {
-        let Ok(mut server) = TcpStream::connect(target).await else {
-            let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
-            return;
-        };
-        if client
-            .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            .await
-            .is_err()
-        {
-            return;
-        }
-        if let Ok((_, down)) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
-            log.lock().expect("log").tunnelled_down += down;
-        }
+    // CONNECT: a tunnel.
+    let Ok(mut server) = TcpStream::connect(target).await else {
+        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+        return;
+    };
+    if client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await
+        .is_err()
+    {
         return;
     }
-    forward(client, target, &headers).await;
+    if let Ok((_, down)) = tokio::io::copy_bidirectional(&mut client, &mut server).await {
+        log.lock().expect("log").tunnelled_down += down;
+    }
 }
 
 /// Sends an absolute-form request on to its server in origin form and relays the answer.
-async fn forward(mut client: TcpStream, target: &str, headers: &[(String, String)]) {
+async fn forward(
+    mut client: TcpStream,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) {
     let Some(rest) = target.strip_prefix("http://") else {
         let _ = client.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
         return;
@@ -137,7 +149,7 @@ async fn forward(mut client: TcpStream, target: &str, headers: &[(String, String
         return;
     };
     let mut head = format!(
-        "GET {} HTTP/1.1\r\n",
+        "{method} {} HTTP/1.1\r\n",
         if path.is_empty() { "/" } else { path }
     );
     for (name, value) in headers {
@@ -147,7 +159,7 @@ async fn forward(mut client: TcpStream, target: &str, headers: &[(String, String
         }
     }
     head.push_str("Connection: close\r\n\r\n");
-    if server.write_all(head.as_bytes()).await.is_err() {
+    if server.write_all(head.as_bytes()).await.is_err() || server.write_all(body).await.is_err() {
         return;
     }
     let mut answer = Vec::new();
