@@ -25,6 +25,7 @@ fn filter(verbosity: u8) -> (Targets, Option<String>) {
     };
     let fallback = || Targets::new().with_target("haul", level);
     match std::env::var("HAUL_LOG") {
+        Ok(directives) if directives.trim().is_empty() => (fallback(), None),
         Ok(directives) => match parse_directives(&directives) {
             Some(targets) => (targets, None),
             None => (fallback(), Some(directives)),

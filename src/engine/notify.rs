@@ -13,7 +13,7 @@ use super::client::{self, Client};
 use crate::config::NotifyConfig;
 use crate::model::InstanceId;
 use crate::store::{Notification, StoreActor};
-use crate::text::redact_url;
+use crate::text::{escape_controls, redact_url};
 
 /// How long a claimed notification stays with its sender before another may take it.
 const CLAIM_LEASE: Duration = Duration::from_secs(60);
@@ -103,7 +103,7 @@ impl Notifier {
                 tokio::time::timeout(timeout, self.client.post(parsed, "application/json", body))
                     .await
                     .map_err(|_| failed(format!("no answer within {} s", timeout.as_secs())))?
-                    .map_err(|e| failed(client::messages(&e).join(": ")))?;
+                    .map_err(|e| failed(escape_controls(&client::messages(&e).join(": "))))?;
             if !status.is_success() {
                 return Err(format!("webhook {} answered {status}", redact_url(url)));
             }
