@@ -2,8 +2,8 @@
 //! Nagle, rustls, a read pace that keeps hyper's read buffers small on slow connections), GET
 //! with bounded redirects over http/https only and never from https down to http, no
 //! Referer, no decompression, and haul's user agent; through the proxy the environment names
-//! ([`proxy`](super::proxy)), as reqwest did. Webhooks POST through the same connections
-//! rules ([`Client::post`]), without redirects.
+//! ([`proxy`](super::proxy)), as reqwest did. Webhooks POST through the same connector and
+//! proxies ([`Client::post`]), without redirects.
 //!
 //! The client follows only same-origin redirects. A redirect to another origin comes back to
 //! the caller (`download::send`), which follows it without the project's headers or the URL's
