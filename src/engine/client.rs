@@ -133,8 +133,7 @@ impl Client {
         }
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-        let mut request = self.request(&url, &headers, Full::new(body))?;
-        *request.method_mut() = Method::POST;
+        let request = self.request(Method::POST, &url, headers, Full::new(body))?;
         let response = self
             .inner
             .with_body
@@ -145,7 +144,7 @@ impl Client {
     }
 
     async fn send(&self, url: &Url, headers: &HeaderMap) -> Result<Response, Error> {
-        let request = self.request(url, headers, Empty::new())?;
+        let request = self.request(Method::GET, url, headers.clone(), Empty::new())?;
         let response = self
             .inner
             .hyper
@@ -161,10 +160,16 @@ impl Client {
         })
     }
 
-    /// A GET (unless the caller changes its method) of `url` with `headers` and `body`,
-    /// addressed for its route: to a proxy that forwards it, with the proxy's credentials
-    /// beside (a tunnel carries them itself).
-    fn request<B>(&self, url: &Url, headers: &HeaderMap, body: B) -> Result<Request<B>, Error> {
+    /// A `method` request of `url` with `headers` and `body`, addressed for its route: to a
+    /// proxy that forwards it, with the proxy's credentials beside (a tunnel carries them
+    /// itself).
+    fn request<B>(
+        &self,
+        method: Method,
+        url: &Url,
+        headers: HeaderMap,
+        body: B,
+    ) -> Result<Request<B>, Error> {
         let scheme = url.scheme();
         if scheme != "http" && scheme != "https" {
             return Err(Error::message(
@@ -182,7 +187,8 @@ impl Client {
             .route(&uri)
             .map_err(|e| Error::new(Kind::Proxy, e))?;
         let mut request = Request::new(body);
-        *request.headers_mut() = headers.clone();
+        *request.method_mut() = method;
+        *request.headers_mut() = headers;
         if let Route::Forward(proxy) = route
             && let Some(auth) = proxy.auth
         {
