@@ -10,6 +10,7 @@ use hyper::header::{self, HeaderMap};
 
 use super::client;
 use super::event::EngineEvent;
+use super::fault;
 use super::http::{
     content_disposition_filename, is_strong_etag, parse_content_range, parse_retry_after,
     parse_unsatisfied_range,
@@ -144,6 +145,7 @@ async fn begin(ctx: &TaskCtx, file: &mut FileEntry) -> Result<Option<Transfer>, 
         _ => None,
     };
     let mut response = send(ctx, url, range.as_ref()).await?;
+    fault::panic_point("head");
     let status = response.status();
     // Taken out, and dropped before the body streams: header values are views into the
     // connection's first read buffer, which they would otherwise keep alive to the end.

@@ -7,6 +7,7 @@ mod client;
 mod connect;
 mod download;
 pub mod event;
+mod fault;
 pub mod http;
 mod notify;
 mod part;

@@ -5,8 +5,6 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{ErrorKind, IoSlice, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -16,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::event::EngineEvent;
+use super::fault::kill_point;
 use crate::model::TaskId;
 use crate::names::with_counter;
 
@@ -23,38 +22,6 @@ use crate::names::with_counter;
 const LOCK_POLL: Duration = Duration::from_millis(100);
 /// Names tried for one file: `name`, then `name (1)` … `name (999)`.
 const MAX_COUNTER: u32 = 1000;
-
-/// The environment variable that arms a [`kill_point`]. Test-only: see there.
-pub const KILL_AT_VAR: &str = "HAUL_TEST_KILL_AT";
-
-/// Crash points for the crash-loop tests, inert unless `HAUL_TEST_KILL_AT=POINT[:N]` is set:
-/// then the N-th time (default the first) this process reaches `POINT`, it sends itself
-/// SIGKILL: a `kill -9` landing exactly there (no destructor runs, nothing is flushed). Points:
-/// `write` (a batch written to the `.part`, not yet synced), `synced` (a checkpoint synced,
-/// its offset not yet reported or committed), `before_rename` (verified and synced, not yet
-/// renamed) and `renamed` (renamed and the directory synced, not yet recorded in the
-/// database). Never set it outside tests.
-pub fn kill_point(point: &str) {
-    static ARMED: OnceLock<Option<(String, u64)>> = OnceLock::new();
-    static HITS: AtomicU64 = AtomicU64::new(0);
-    let armed = ARMED.get_or_init(|| {
-        let value = std::env::var(KILL_AT_VAR).ok()?;
-        let (name, nth) = match value.split_once(':') {
-            Some((name, n)) => (name.to_owned(), n.parse().ok()?),
-            None => (value, 1),
-        };
-        Some((name, nth))
-    });
-    if let Some((name, nth)) = armed
-        && name == point
-        && HITS.fetch_add(1, Ordering::SeqCst) + 1 >= *nth
-    {
-        eprintln!("{KILL_AT_VAR}: killing this process at {point}");
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-        std::process::abort();
-    }
-}
 
 /// `final.ext` → `final.ext.part`.
 pub fn part_path(final_path: &Path) -> PathBuf {

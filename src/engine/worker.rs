@@ -1,11 +1,12 @@
 //! One task: its files in order (finished ones skipped), each retried with exponential backoff
 //! and jitter, then the fenced final state. Reports progress as [`EngineEvent`]s.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -136,7 +137,7 @@ pub fn announce(ctx: &TaskCtx, task: &Task, files: &[FileEntry]) {
 
 /// Runs a claimed task (announced) to its end and records that end (fenced).
 pub async fn run_task(ctx: TaskCtx, files: Vec<FileEntry>) -> Finish {
-    let (files, result) = fetch_all(&ctx, files).await;
+    let (files, result) = fetch_all_caught(&ctx, files).await;
     let offsets: Vec<(u32, u64)> = files
         .iter()
         .filter(|f| !f.done)
@@ -216,6 +217,32 @@ async fn record_finish(ctx: &TaskCtx, outcome: Outcome, offsets: Vec<(u32, u64)>
         }
     }
     None
+}
+
+/// [`fetch_all`], with a panic in it (a bug in haul) turned into the task's failure, so the
+/// task ends recorded instead of staying `running` under fresh heartbeats forever. No file's
+/// offset is reported: the ones the heartbeats saved stay.
+async fn fetch_all_caught(
+    ctx: &TaskCtx,
+    files: Vec<FileEntry>,
+) -> (Vec<FileEntry>, Result<(), FileError>) {
+    match AssertUnwindSafe(fetch_all(ctx, files)).catch_unwind().await {
+        Ok(ended) => ended,
+        Err(panic) => {
+            let message = format!("internal error: {}", panic_message(panic.as_ref()));
+            tracing::error!("task {}: {message}", ctx.lease.task);
+            (Vec::new(), Err(FileError::Fatal(message)))
+        }
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a worker panicked")
 }
 
 /// Fetches the unfinished files, up to `files_in_parallel` at once. Returns the files as they

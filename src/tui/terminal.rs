@@ -1,6 +1,7 @@
 //! The terminal while the dashboard owns it: raw mode and the alternate screen, given back on
 //! every exit path. Dropping the guard restores the terminal (quit and error paths); a panic
-//! hook restores it before the previous hook reports (panic path). Frames are wrapped in
+//! of the dashboard's own thread restores it before the previous hook reports (panic path),
+//! and a panic of any other thread is logged without touching the screen. Frames are wrapped in
 //! synchronized output, so a slow link never shows half a frame.
 
 use std::io::{self, Stdout, Write};
@@ -34,9 +35,17 @@ impl TerminalGuard {
     pub fn enter() -> io::Result<TerminalGuard> {
         let previous_hook: Arc<Hook> = Arc::new(std::panic::take_hook());
         let chained = Arc::clone(&previous_hook);
+        let owner = std::thread::current().id();
         std::panic::set_hook(Box::new(move |info| {
-            restore();
-            chained(info);
+            if std::thread::current().id() == owner {
+                restore();
+                chained(info);
+            } else {
+                // Another thread's panic (a download's bug, caught and recorded as its task's
+                // failure): the dashboard goes on drawing, so the screen stays its own and
+                // the report goes to the log instead of over the frame.
+                tracing::error!("{info}");
+            }
         }));
         let guard = || -> io::Result<Terminal<CrosstermBackend<Stdout>>> {
             enable_raw_mode()?;

@@ -11,6 +11,7 @@ mod faults_crash;
 mod faults_disk;
 mod faults_evil;
 mod faults_files;
+mod faults_panic;
 mod faults_secrets;
 mod many_active;
 mod ownership;

@@ -23,7 +23,12 @@ pub struct Tmux {
 
 impl Tmux {
     /// Runs `haul --db DB --config CONFIG ARGS` in a `width`×`height` terminal.
-    pub fn start(env: &Env, args: &str, (width, height): (u16, u16)) -> Tmux {
+    pub fn start(env: &Env, args: &str, size: (u16, u16)) -> Tmux {
+        Tmux::start_with(env, &[], args, size)
+    }
+
+    /// [`Tmux::start`] with `vars` (`NAME=value`) in haul's environment.
+    pub fn start_with(env: &Env, vars: &[String], args: &str, (width, height): (u16, u16)) -> Tmux {
         let mut tmux = Tmux {
             socket: env.dir.path().join("tmux.sock"),
             status: env.dir.path().join("tmux.status"),
@@ -52,15 +57,12 @@ impl Tmux {
             env.config.display(),
             tmux.status.display()
         );
-        tmux.run(&[
-            "respawn-pane",
-            "-k",
-            "-t",
-            "t",
-            "-e",
-            "NO_COLOR=1",
-            &command,
-        ]);
+        let mut respawn = vec!["respawn-pane", "-k", "-t", "t", "-e", "NO_COLOR=1"];
+        for var in vars {
+            respawn.extend(["-e", var]);
+        }
+        respawn.push(&command);
+        tmux.run(&respawn);
         let shell: u32 = tmux.pane("#{pane_pid}").parse().expect("pane pid");
         let children = format!("/proc/{shell}/task/{shell}/children");
         let start = Instant::now();
@@ -260,4 +262,40 @@ fn cancel_and_force_restart_from_the_dashboard_act_on_a_workers_tasks() {
     assert_eq!(failed, 0, "quitting left every task resumable");
     worker.kill().expect("stop the worker");
     wait_exit(&mut worker);
+}
+
+#[test]
+fn a_download_that_panics_inside_the_dashboard_fails_its_task_and_the_screen_stays() {
+    let server = Server::start(vec![("/bug.bin", Route::file(sample_bytes(12, 64 << 10)))]);
+    let env = Env::new();
+    let task = env.add(&[&server.url("/bug.bin")], &[]);
+    let state = env.dir.path().join("state");
+    let vars = [
+        "HAUL_TEST_PANIC_AT=head:1".to_owned(),
+        format!("XDG_STATE_HOME={}", state.display()),
+    ];
+    let tmux = Tmux::start_with(&env, &vars, "tui", (120, 40));
+    wait_until("the panic recorded as the task's failure", || {
+        env.status(task) == "failed"
+    });
+    let screen = tmux.wait_for("the task out of Active", |s| row(s, "bug.bin").is_none());
+    assert!(
+        screen.contains("Active") && !screen.contains("panicked"),
+        "the dashboard still owns the screen, nothing printed over it:\n{screen}"
+    );
+    assert_eq!(tmux.exit_status(), None, "the dashboard goes on");
+    let log = std::fs::read_to_string(state.join("haul/dashboard.log")).unwrap_or_default();
+    assert!(
+        log.contains("panicking at head"),
+        "the panic is reported in the dashboard's log: {log}"
+    );
+
+    tmux.key("q");
+    tmux.wait_for("a question, or the exit", |s| {
+        s.contains("Quit?") || tmux.exit_status().is_some()
+    });
+    if tmux.exit_status().is_none() {
+        tmux.key("y");
+    }
+    assert_eq!(tmux.wait_exit(), 0, "the dashboard exits cleanly");
 }
