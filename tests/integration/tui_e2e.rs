@@ -278,7 +278,9 @@ fn a_download_that_panics_inside_the_dashboard_fails_its_task_and_the_screen_sta
     wait_until("the panic recorded as the task's failure", || {
         env.status(task) == "failed"
     });
-    let screen = tmux.wait_for("the task out of Active", |s| row(s, "bug.bin").is_none());
+    let screen = tmux.wait_for("a frame without the task in Active", |s| {
+        s.contains("Active") && row(s, "bug.bin").is_none()
+    });
     assert!(
         screen.contains("Active") && !screen.contains("panicked"),
         "the dashboard still owns the screen, nothing printed over it:\n{screen}"
