@@ -274,9 +274,23 @@ impl Response {
         self.body.size_hint().exact()
     }
 
+    /// The body, to read once the head has been looked at.
+    pub fn into_body(self) -> Body {
+        Body {
+            incoming: self.body,
+        }
+    }
+}
+
+/// A response's body, without its head (a download holds it to the end, 1,000 at a time).
+pub struct Body {
+    incoming: Incoming,
+}
+
+impl Body {
     /// The next piece of the body, `None` at its end.
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
-        while let Some(frame) = self.body.frame().await {
+        while let Some(frame) = self.incoming.frame().await {
             let frame = frame.map_err(|e| Error::new(Kind::Body, e))?;
             if let Ok(data) = frame.into_data() {
                 return Ok(Some(data));

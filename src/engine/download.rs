@@ -56,25 +56,35 @@ enum Start {
 
 /// Downloads `file` (updating it in place: destination, validators, durable offset).
 ///
-/// The request and the decisions before the body (`begin`) and the end after it
-/// (`verify_and_finalize`) are boxed: their state lives only while they run, and every
-/// download's future is sized for streaming alone (1,000 downloads pay it 1,000 times).
+/// The request and the decisions before the body (`begin`) and the ends after it are boxed:
+/// their state lives only while they run, and every download's future is sized for streaming
+/// alone (1,000 downloads pay it 1,000 times). The transfer is held here, once: the body's
+/// stream works on it by reference.
 pub async fn fetch(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
-    let Some(transfer) = Box::pin(begin(ctx, file)).await? else {
+    let Some(mut transfer) = Box::pin(begin(ctx, file)).await? else {
         return Ok(());
     };
-    let Transfer {
-        host,
-        dest,
-        writer,
-        offset,
-        total,
-        response,
-    } = transfer;
-    let (durable, body) = stream_body(ctx, file, &host, writer, offset, total, response).await;
-    file.bytes_done = file.bytes_done.max(durable);
-    let (writer, received) = body?;
-    Box::pin(verify_and_finalize(ctx, file, writer, &dest, received)).await
+    let streamed = stream_body(ctx, file, &mut transfer).await;
+    let Transfer { dest, writer, .. } = transfer;
+    match streamed {
+        Ok(received) => {
+            file.bytes_done = file.bytes_done.max(writer.durable());
+            Box::pin(verify_and_finalize(ctx, file, writer, &dest, received)).await
+        }
+        Err(Cut::Disk(error)) => {
+            file.bytes_done = file.bytes_done.max(writer.durable());
+            Err(error)
+        }
+        Err(Cut::Body(failure)) => Err(Box::pin(keep_what_arrived(file, writer, failure)).await),
+    }
+}
+
+/// Why a body's stream ended before the body did.
+enum Cut {
+    /// A write to the `.part` failed: its durable offset is what there is.
+    Disk(FileError),
+    /// The body broke off, stalled or was stopped: what arrived is to be kept.
+    Body(FileError),
 }
 
 /// A body about to stream into its `.part`.
@@ -86,7 +96,7 @@ struct Transfer {
     /// Where the body's first byte goes in the file.
     offset: u64,
     total: Option<u64>,
-    response: client::Response,
+    body: client::Body,
 }
 
 /// One try up to its body: finds what an earlier try left, sends the request, decides from
@@ -275,7 +285,7 @@ async fn begin(ctx: &TaskCtx, file: &mut FileEntry) -> Result<Option<Transfer>, 
         dest,
         offset,
         total,
-        response,
+        body: response.into_body(),
     }))
 }
 
@@ -427,24 +437,23 @@ fn body_writer(ctx: &TaskCtx, file: &FileEntry, part: PartFile, offset: u64) -> 
     BodyWriter::new(part, offset, ctx.stop.token.clone(), report)
 }
 
-/// Streams the body into `writer`: it gathers the chunks that are ready and hands them to the
-/// disk as soon as no more are, and reads nothing while that batch is being written. So no
-/// thread is held while the network is idle, and a slow disk slows the reading instead of
-/// filling memory. Returns the durable offset and, when the whole body arrived, the writer
-/// (its last batch not yet written: `verify_and_finalize` writes it and syncs once) with the
-/// bytes received. When it did not, everything received is written and synced before the
-/// error is returned.
-async fn stream_body(
-    ctx: &TaskCtx,
-    file: &FileEntry,
-    host: &str,
-    mut writer: BodyWriter,
-    offset: u64,
-    total: Option<u64>,
-    mut response: client::Response,
-) -> (u64, Result<(BodyWriter, u64), FileError>) {
+/// Streams the body into the transfer's writer: it gathers the chunks that are ready and
+/// hands them to the disk as soon as no more are, and reads nothing while that batch is being
+/// written. So no thread is held while the network is idle, and a slow disk slows the reading
+/// instead of filling memory. Returns the bytes received when the whole body arrived (its last
+/// batch not yet written: `verify_and_finalize` writes it and syncs once).
+async fn stream_body(ctx: &TaskCtx, file: &FileEntry, transfer: &mut Transfer) -> Result<u64, Cut> {
+    let Transfer {
+        host,
+        writer,
+        offset,
+        total,
+        body,
+        ..
+    } = transfer;
+    let (host, total) = (host.as_str(), *total);
     let stop = &ctx.stop.token;
-    let mut received = offset;
+    let mut received = *offset;
     let mut last_progress = Instant::now();
     let failure = loop {
         let rest = total.map(|t| t.saturating_sub(received));
@@ -453,11 +462,10 @@ async fn stream_body(
             _ = stop.cancelled() => break Some(FileError::Stopped),
             landed = writer.landed(), if writer.is_writing() => {
                 if let Err(e) = landed {
-                    let kept = writer.durable();
-                    return (kept, Err(write_failure(writer.path(), e, kept)));
+                    return Err(Cut::Disk(write_failure(writer.path(), e, writer.durable())));
                 }
             }
-            next = tokio::time::timeout(ctx.stall_timeout, response.chunk()), if writer.has_room(rest) => {
+            next = tokio::time::timeout(ctx.stall_timeout, body.chunk()), if writer.has_room(rest) => {
                 match next {
                     Err(_) => {
                         break Some(FileError::retry(format!(
@@ -503,15 +511,25 @@ async fn stream_body(
         ))),
         (failure, _) => failure,
     };
-    let Some(failure) = failure else {
-        return (writer.durable(), Ok((writer, received)));
-    };
-    // Keep what arrived: written and synced, so a retry resumes after it.
+    match failure {
+        None => Ok(received),
+        Some(failure) => Err(Cut::Body(failure)),
+    }
+}
+
+/// After a body that broke off: writes and syncs everything received, so a retry resumes
+/// after it, and returns the error to report.
+async fn keep_what_arrived(
+    file: &mut FileEntry,
+    writer: BodyWriter,
+    failure: FileError,
+) -> FileError {
     let path = writer.path().to_owned();
-    // Boxed, like the ends in `fetch`: the streaming state is what every download holds.
-    match Box::pin(writer.finish()).await {
-        (durable, Ok(())) => (durable, Err(failure)),
-        (durable, Err(e)) => (durable, Err(write_failure(&path, e, durable))),
+    let (durable, written) = writer.finish().await;
+    file.bytes_done = file.bytes_done.max(durable);
+    match written {
+        Ok(()) => failure,
+        Err(e) => write_failure(&path, e, durable),
     }
 }
 

@@ -390,7 +390,7 @@ impl Engine {
         let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
         worker::announce(&ctx, &task, &files);
         self.workers
-            .spawn(worker::run_task(ctx, files).instrument(span));
+            .spawn(async move { worker::run_task(&ctx, files).await }.instrument(span));
     }
 
     /// One transaction: the instance heartbeat and every running task's heartbeat and durable

@@ -275,20 +275,22 @@ impl BodyWriter {
         let Slot::Writing(writing) = &mut self.disk else {
             return Ok(());
         };
-        let joined = writing.await;
-        match joined {
-            Ok((mut disk, result)) => {
-                let synced = self.reap_sync(false).await;
-                disk.durable = disk.durable.max(self.durable);
-                self.durable = disk.durable;
-                self.disk = Slot::Idle(disk);
-                result.and(synced)
-            }
+        let (disk, result) = match writing.await {
+            Ok(landed) => landed,
             Err(e) => {
                 self.disk = Slot::Lost;
-                Err(thread_lost(&e))
+                return Err(thread_lost(&e));
             }
+        };
+        // The disk goes back to its slot before the next await, so the future of every
+        // download does not keep a second place for it.
+        self.disk = Slot::Idle(disk);
+        let synced = self.reap_sync(false).await;
+        if let Slot::Idle(disk) = &mut self.disk {
+            disk.durable = disk.durable.max(self.durable);
+            self.durable = disk.durable;
         }
+        result.and(synced)
     }
 
     /// The body ended before the file is complete: writes what was gathered (nothing once the

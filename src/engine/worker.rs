@@ -135,9 +135,10 @@ pub fn announce(ctx: &TaskCtx, task: &Task, files: &[FileEntry]) {
     });
 }
 
-/// Runs a claimed task (announced) to its end and records that end (fenced).
-pub async fn run_task(ctx: TaskCtx, files: Vec<FileEntry>) -> Finish {
-    let (files, result) = fetch_all_caught(&ctx, files).await;
+/// Runs a claimed task (announced) to its end and records that end (fenced). The caller's
+/// future owns `ctx`: an `async fn` keeps an owned argument twice, as argument and as local.
+pub async fn run_task(ctx: &TaskCtx, files: Vec<FileEntry>) -> Finish {
+    let (files, result) = fetch_all_caught(ctx, files).await;
     let offsets: Vec<(u32, u64)> = files
         .iter()
         .filter(|f| !f.done)
@@ -171,7 +172,7 @@ pub async fn run_task(ctx: TaskCtx, files: Vec<FileEntry>) -> Finish {
         },
     };
     let finish = match outcome {
-        Some(outcome) => match record_finish(&ctx, outcome, offsets).await {
+        Some(outcome) => match record_finish(ctx, outcome, offsets).await {
             Some(false) => Finish::Lost,
             Some(true) | None => finish,
         },
@@ -251,21 +252,25 @@ async fn fetch_all(
     ctx: &TaskCtx,
     files: Vec<FileEntry>,
 ) -> (Vec<FileEntry>, Result<(), FileError>) {
-    let (done, pending): (Vec<FileEntry>, Vec<FileEntry>) = files.into_iter().partition(|f| f.done);
+    let (done, mut pending): (Vec<FileEntry>, Vec<FileEntry>) =
+        files.into_iter().partition(|f| f.done);
     ctx.unrecorded.expect(pending.len());
     // One file (most tasks) is awaited in place: a stream of one would hold its future twice
     // (the stream keeps a spare slot the size of one), which 1,000 downloads pay 1,000 times.
-    let outcomes: Vec<(FileEntry, Result<(), FileError>)> =
-        match <[FileEntry; 1]>::try_from(pending) {
-            Ok([file]) => vec![fetch_tracked(ctx, file).await],
-            Err(pending) => {
-                futures_util::stream::iter(pending)
-                    .map(|file| fetch_tracked(ctx, file))
-                    .buffer_unordered(ctx.files_in_parallel.max(1))
-                    .collect()
-                    .await
-            }
-        };
+    let outcomes: Vec<(FileEntry, Result<(), FileError>)> = if pending.len() == 1 {
+        // Fetched where it is: a copy on the stack would be held across the whole download.
+        let result = fetch_tracked(ctx, &mut pending[0]).await;
+        pending.into_iter().zip([result]).collect()
+    } else {
+        futures_util::stream::iter(pending)
+            .map(|mut file| async move {
+                let result = fetch_tracked(ctx, &mut file).await;
+                (file, result)
+            })
+            .buffer_unordered(ctx.files_in_parallel.max(1))
+            .collect()
+            .await
+    };
     let mut verdict = Ok(());
     let mut files = done;
     for (file, result) in outcomes {
@@ -281,11 +286,11 @@ async fn fetch_all(
 }
 
 /// One file with its retries, counted in flight for the placed-file records (`Unrecorded`).
-async fn fetch_tracked(ctx: &TaskCtx, mut file: FileEntry) -> (FileEntry, Result<(), FileError>) {
+async fn fetch_tracked(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
     ctx.unrecorded.start();
-    let result = fetch_with_retries(ctx, &mut file).await;
+    let result = fetch_with_retries(ctx, file).await;
     ctx.unrecorded.end();
-    (file, result)
+    result
 }
 
 async fn fetch_with_retries(ctx: &TaskCtx, file: &mut FileEntry) -> Result<(), FileError> {
