@@ -137,9 +137,19 @@ pub fn dispatch(cli: Cli) -> Result<u8, Error> {
 /// downloads; tokio's default (512) would let a burst of 1,000 starts spawn 512 threads.
 const BLOCKING_THREADS: usize = 32;
 
-/// A multi-threaded tokio runtime for the engine, the signal handlers and operator actions.
+/// Threads that run the async side (the engine, every download's HTTP, the signal handlers).
+/// One, like aria2's and `curl --parallel`'s one event loop: what costs CPU runs elsewhere (SQLite
+/// on the store thread; writes, syncs and hashes on the blocking pool; frames on the
+/// dashboard's thread). Measured on 2 vCPUs against two workers: no slower on any wire
+/// workload, and 1,000 active downloads' peak memory 2–3 MiB lower, as every worker thread
+/// gets a malloc arena of its own whose free space the others cannot use.
+const ASYNC_THREADS: usize = 1;
+
+/// A tokio runtime for the engine, the signal handlers and operator actions, off the caller's
+/// thread (the dashboard draws on its own).
 pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
     tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(ASYNC_THREADS)
         .enable_all()
         .max_blocking_threads(BLOCKING_THREADS)
         .build()

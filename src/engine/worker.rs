@@ -137,8 +137,8 @@ pub fn announce(ctx: &TaskCtx, task: &Task, files: &[FileEntry]) {
 
 /// Runs a claimed task (announced) to its end and records that end (fenced). The caller's
 /// future owns `ctx`: an `async fn` keeps an owned argument twice, as argument and as local.
-pub async fn run_task(ctx: &TaskCtx, files: Vec<FileEntry>) -> Finish {
-    let (files, result) = fetch_all_caught(ctx, files).await;
+pub async fn run_task(ctx: &TaskCtx, mut files: Vec<FileEntry>) -> Finish {
+    let result = fetch_all_caught(ctx, &mut files).await;
     let offsets: Vec<(u32, u64)> = files
         .iter()
         .filter(|f| !f.done)
@@ -221,18 +221,17 @@ async fn record_finish(ctx: &TaskCtx, outcome: Outcome, offsets: Vec<(u32, u64)>
 }
 
 /// [`fetch_all`], with a panic in it (a bug in haul) turned into the task's failure, so the
-/// task ends recorded instead of staying `running` under fresh heartbeats forever. No file's
-/// offset is reported: the ones the heartbeats saved stay.
-async fn fetch_all_caught(
-    ctx: &TaskCtx,
-    files: Vec<FileEntry>,
-) -> (Vec<FileEntry>, Result<(), FileError>) {
+/// task ends recorded instead of staying `running` under fresh heartbeats forever. The files'
+/// state is not trusted after a panic: they are dropped, so no offset is reported and the
+/// ones the heartbeats saved stay.
+async fn fetch_all_caught(ctx: &TaskCtx, files: &mut Vec<FileEntry>) -> Result<(), FileError> {
     match AssertUnwindSafe(fetch_all(ctx, files)).catch_unwind().await {
-        Ok(ended) => ended,
+        Ok(verdict) => verdict,
         Err(panic) => {
+            files.clear();
             let message = format!("internal error: {}", panic_message(panic.as_ref()));
             tracing::error!("task {}: {message}", ctx.lease.task);
-            (Vec::new(), Err(FileError::Fatal(message)))
+            Err(FileError::Fatal(message))
         }
     }
 }
@@ -246,33 +245,31 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
         .unwrap_or("a worker panicked")
 }
 
-/// Fetches the unfinished files, up to `files_in_parallel` at once. Returns the files as they
-/// ended and the task's verdict: stopped wins over a failure, a failure over success.
-async fn fetch_all(
-    ctx: &TaskCtx,
-    files: Vec<FileEntry>,
-) -> (Vec<FileEntry>, Result<(), FileError>) {
-    let (done, mut pending): (Vec<FileEntry>, Vec<FileEntry>) =
-        files.into_iter().partition(|f| f.done);
-    ctx.unrecorded.expect(pending.len());
-    // One file (most tasks) is awaited in place: a stream of one would hold its future twice
-    // (the stream keeps a spare slot the size of one), which 1,000 downloads pay 1,000 times.
-    let outcomes: Vec<(FileEntry, Result<(), FileError>)> = if pending.len() == 1 {
-        // Fetched where it is: a copy on the stack would be held across the whole download.
-        let result = fetch_tracked(ctx, &mut pending[0]).await;
-        pending.into_iter().zip([result]).collect()
-    } else {
-        futures_util::stream::iter(pending)
-            .map(|mut file| async move {
-                let result = fetch_tracked(ctx, &mut file).await;
-                (file, result)
-            })
-            .buffer_unordered(ctx.files_in_parallel.max(1))
-            .collect()
-            .await
-    };
+/// Fetches the unfinished files, up to `files_in_parallel` at once, updating them. Returns the
+/// task's verdict: stopped wins over a failure, a failure over success.
+async fn fetch_all(ctx: &TaskCtx, files: &mut Vec<FileEntry>) -> Result<(), FileError> {
+    let pending = files.iter().filter(|f| !f.done).count();
+    ctx.unrecorded.expect(pending);
+    // One file (most tasks) is fetched where it is, alone: a copy would be held across the
+    // whole download, and a stream of one would hold its future twice (the stream keeps a
+    // spare slot the size of one); 1,000 downloads pay either 1,000 times.
+    if pending == 1
+        && let Some(file) = files.iter_mut().find(|f| !f.done)
+    {
+        return fetch_tracked(ctx, file).await;
+    }
+    let (done, pending): (Vec<FileEntry>, Vec<FileEntry>) =
+        std::mem::take(files).into_iter().partition(|f| f.done);
+    let outcomes: Vec<(FileEntry, Result<(), FileError>)> = futures_util::stream::iter(pending)
+        .map(|mut file| async move {
+            let result = fetch_tracked(ctx, &mut file).await;
+            (file, result)
+        })
+        .buffer_unordered(ctx.files_in_parallel.max(1))
+        .collect()
+        .await;
+    *files = done;
     let mut verdict = Ok(());
-    let mut files = done;
     for (file, result) in outcomes {
         verdict = match (verdict, result) {
             (Err(FileError::Stopped), _) | (_, Err(FileError::Stopped)) => Err(FileError::Stopped),
@@ -282,7 +279,7 @@ async fn fetch_all(
         files.push(file);
     }
     files.sort_by_key(|f| f.index);
-    (files, verdict)
+    verdict
 }
 
 /// One file with its retries, counted in flight for the placed-file records (`Unrecorded`).

@@ -225,10 +225,12 @@ fn claim(
         "SELECT {} FROM files WHERE task_id = ?1 ORDER BY idx",
         rows::FILE_COLUMNS
     );
-    let files = tx
+    let mut files = tx
         .prepare_cached(&sql)?
         .query_map([task.id.0], rows::file)?
         .collect::<Result<Vec<_>, _>>()?;
+    // Held by the running task to its end (1,000 at a time): no spare room for more rows.
+    files.shrink_to_fit();
     Ok(Some((task, files)))
 }
 
