@@ -389,6 +389,7 @@ fn bench_claims(o: &Opts, r: &mut Report) -> Res<()> {
                                 task.lease(),
                                 &Outcome::Completed,
                                 &[],
+                                &[],
                                 &actor,
                                 Utc::now(),
                             )?;
@@ -780,7 +781,14 @@ fn bench_big(o: &Opts, r: &mut Report) -> Res<()> {
         let claimed = store.claim_next(&rules, &actor, Utc::now())?;
         claim_times.push(t.elapsed());
         let Some((task, _)) = claimed else { break };
-        store.finish(task.lease(), &Outcome::Completed, &[], &actor, Utc::now())?;
+        store.finish(
+            task.lease(),
+            &Outcome::Completed,
+            &[],
+            &[],
+            &actor,
+            Utc::now(),
+        )?;
     }
     r.add(
         "claim",

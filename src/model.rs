@@ -189,6 +189,15 @@ impl Task {
     }
 }
 
+/// One file renamed into place at its destination, whose end is not recorded yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlacedFile {
+    pub index: u32,
+    pub bytes: u64,
+    pub sha256: Option<String>,
+    pub dest: String,
+}
+
 /// One file of a task.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FileEntry {

@@ -11,16 +11,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::model::Lease;
+pub use crate::model::PlacedFile;
 use crate::store::{Store, StoreError};
-
-/// One file in place at its destination, not yet recorded as done.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PlacedFile {
-    pub index: u32,
-    pub bytes: u64,
-    pub sha256: Option<String>,
-    pub dest: String,
-}
 
 /// A task's placed-but-unrecorded files, and how many of its files are still to come.
 #[derive(Debug, Default, Clone)]
@@ -83,8 +75,8 @@ pub fn record(
     files: &[PlacedFile],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<bool, StoreError> {
-    for f in files {
-        if !store.file_done(lease, f.index, f.bytes, f.sha256.as_deref(), &f.dest, now)? {
+    for file in files {
+        if !store.file_done(lease, file, now)? {
             return Ok(false);
         }
     }

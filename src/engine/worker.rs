@@ -191,19 +191,25 @@ pub async fn run_task(ctx: &TaskCtx, mut files: Vec<FileEntry>) -> Finish {
     finish
 }
 
-/// Tries to write the end of the claim, riding out a busy or full database for a while
-/// (`None`: it could not be recorded; the task turns stale and is recovered later).
+/// Tries to write the end of the claim with the files placed since the last write (the
+/// end's own statements cover them: one fence, one recount), riding out a busy or full
+/// database for a while (`None`: it could not be recorded; the task turns stale and is
+/// recovered later, and its next attempt finds the placed files).
 async fn record_finish(ctx: &TaskCtx, outcome: Outcome, offsets: Vec<(u32, u64)>) -> Option<bool> {
+    let placed = ctx.unrecorded.take();
     let mut delay = FINISH_RETRY_FIRST;
     for _ in 0..FINISH_TRIES {
-        let (lease, by, outcome, offsets) = (
+        let (lease, by, outcome, offsets, placed) = (
             ctx.lease,
             ctx.actor.clone(),
             outcome.clone(),
             offsets.clone(),
+            placed.clone(),
         );
+        let now = chrono::Utc::now();
         match ctx
-            .write(move |s| s.finish(lease, &outcome, &offsets, &by, chrono::Utc::now()))
+            .store
+            .call(move |s| s.finish(lease, &outcome, &offsets, &placed, &by, now))
             .await
         {
             Ok(held) => return Some(held),

@@ -148,7 +148,7 @@ fn every_commit_shows_in_the_next_build_with_the_owners_last_heartbeat() {
     assert_eq!(row(&rig.build(2), "a.bin").bytes_total, Some(1000));
 
     rig.store
-        .finish(a, &Outcome::Completed, &[], &rig.by, rig.at(3))
+        .finish(a, &Outcome::Completed, &[], &[], &rig.by, rig.at(3))
         .unwrap();
     let s = rig.build(3);
     assert!(s.active.is_empty(), "{:?}", s.active);

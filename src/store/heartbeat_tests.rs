@@ -7,7 +7,7 @@ use rusqlite::Connection;
 
 use super::*;
 use crate::model::{
-    Attempt, Instance, InstanceId, Lease, Mode, NewFile, NewTask, Status, Task, TaskId,
+    Attempt, Instance, InstanceId, Lease, Mode, NewFile, NewTask, PlacedFile, Status, Task, TaskId,
 };
 use crate::recovery::{OwnerState, Verdict, verdict};
 
@@ -76,6 +76,15 @@ fn claimed(store: &mut Store, by: &Actor, name: &str, files: usize) -> Lease {
     let (task, _) = claims.pop().unwrap();
     assert_eq!(task.id, id);
     task.lease()
+}
+
+fn placed(index: u32, bytes: u64, dest: &str) -> PlacedFile {
+    PlacedFile {
+        index,
+        bytes,
+        sha256: None,
+        dest: dest.into(),
+    }
 }
 
 fn progress(lease: Lease, files: &[(u32, u64)]) -> TaskProgress {
@@ -363,7 +372,7 @@ fn the_owners_own_writes_fold_its_beat_first_so_no_offset_is_lost() {
     // File 0 finishes: the others keep their reported offsets.
     assert!(
         store
-            .file_done(lease, 0, 64, None, "/d/three.0", at(2))
+            .file_done(lease, &placed(0, 64, "/d/three.0"), at(2))
             .unwrap()
     );
     assert_eq!(raw(&store, lease).1, vec![64, 30, 20]);
@@ -378,10 +387,54 @@ fn the_owners_own_writes_fold_its_beat_first_so_no_offset_is_lost() {
     assert_eq!(offsets(&store, lease), vec![64, 0, 25]);
     // Interrupted with no offsets of its own (all were sent by ticks): the rows keep them.
     let stopped = Outcome::Interrupted("shutdown".into());
-    assert!(store.finish(lease, &stopped, &[], &me, at(6)).unwrap());
+    assert!(store.finish(lease, &stopped, &[], &[], &me, at(6)).unwrap());
     assert_eq!(raw(&store, lease).1, vec![64, 0, 25]);
     assert_eq!(task(&store, lease).bytes_done, 89);
     assert_eq!(beat_rows(&store.conn), 0);
+}
+
+/// A task's end records the files placed since its last write in the same transaction: done,
+/// with their sizes and destinations, and counted in the totals; a lost lease records none.
+#[test]
+fn a_finish_records_the_placed_files_it_carries_and_a_lost_lease_none() {
+    let (_dir, mut store, me) = open();
+    let lease = claimed(&mut store, &me, "two", 2);
+    tick(&mut store, &me, &[progress(lease, &[(0, 4), (1, 7)])], 1);
+    let files = [placed(0, 10, "/d/two.0"), placed(1, 20, "/d/two (1).1")];
+    let replaced = Lease {
+        attempt: Attempt(lease.attempt.0 + 1),
+        ..lease
+    };
+    let done = Outcome::Completed;
+    assert!(
+        !store
+            .finish(replaced, &done, &[], &files, &me, at(2))
+            .unwrap()
+    );
+    assert_eq!(
+        task(&store, lease).files_done,
+        0,
+        "nothing under a lost lease"
+    );
+    assert!(store.finish(lease, &done, &[], &files, &me, at(3)).unwrap());
+    let ended = task(&store, lease);
+    assert_eq!(ended.status, Status::Completed);
+    assert_eq!(
+        (ended.files_done, ended.bytes_done, ended.bytes_total),
+        (2, 30, Some(30))
+    );
+    let rows = store.files(lease.task).unwrap();
+    let got: Vec<(bool, u64, Option<&str>)> = rows
+        .iter()
+        .map(|f| (f.done, f.bytes_done, f.dest_path.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (true, 10, Some("/d/two.0")),
+            (true, 20, Some("/d/two (1).1"))
+        ]
+    );
 }
 
 #[test]
@@ -495,7 +548,7 @@ fn many_tasks_share_a_few_beat_rows_and_each_keeps_its_own() {
     for lease in &leases {
         assert!(
             store
-                .finish(*lease, &Outcome::Completed, &[], &me, at(2))
+                .finish(*lease, &Outcome::Completed, &[], &[], &me, at(2))
                 .unwrap()
         );
     }
@@ -533,7 +586,7 @@ fn a_damaged_beat_row_is_a_clear_error_to_readers_the_tick_and_the_owners_writes
     );
     malformed(
         store
-            .finish(lease, &Outcome::Completed, &[], &me, at(3))
+            .finish(lease, &Outcome::Completed, &[], &[], &me, at(3))
             .unwrap_err(),
     );
     assert_eq!(raw(&store, lease), before, "nothing was written");

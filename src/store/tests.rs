@@ -297,11 +297,11 @@ fn totals_follow_every_insert_and_status_change() {
     assert_eq!(count(&store, Some(Status::Running), None), 4);
     let (done, failed) = (claimed[0].lease(), claimed[1].lease());
     store
-        .finish(done, &Outcome::Completed, &[], &me(), Utc::now())
+        .finish(done, &Outcome::Completed, &[], &[], &me(), Utc::now())
         .unwrap();
     let outcome = Outcome::Failed("HTTP 404".into());
     store
-        .finish(failed, &outcome, &[], &me(), Utc::now())
+        .finish(failed, &outcome, &[], &[], &me(), Utc::now())
         .unwrap();
     store
         .interrupt(claimed[2].lease(), "owner died", &me(), Utc::now())

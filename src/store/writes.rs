@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 
 use super::notifications::{NotifyKind, enqueue};
 use super::{Store, StoreError, execute_cached, to_ms};
-use crate::model::{Attempt, EventKind, Instance, InstanceId, Lease, NewTask, TaskId};
+use crate::model::{Attempt, EventKind, Instance, InstanceId, Lease, NewTask, PlacedFile, TaskId};
 
 /// Who performs a write: recorded in the event log ("host/pid").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -196,10 +196,7 @@ impl Store {
     pub fn file_done(
         &mut self,
         lease: Lease,
-        index: u32,
-        bytes: u64,
-        sha256: Option<&str>,
-        dest_path: &str,
+        file: &PlacedFile,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
@@ -208,17 +205,12 @@ impl Store {
             }
             super::beats::fold(tx, lease)?;
             let change = FileChange {
-                done: Some(bytes),
-                total: Some(Some(bytes)),
+                done: Some(file.bytes),
+                total: Some(Some(file.bytes)),
                 finished: true,
             };
-            adjust_task_totals(tx, lease.task, index, change, now)?;
-            execute_cached(
-                tx,
-                "UPDATE files SET done = 1, bytes_done = ?3, bytes_total = ?3, sha256 = ?4, \
-                 dest_path = ?5 WHERE task_id = ?1 AND idx = ?2",
-                params![lease.task.0, index as i64, bytes as i64, sha256, dest_path],
-            )?;
+            adjust_task_totals(tx, lease.task, file.index, change, now)?;
+            mark_done(tx, lease.task, file)?;
             Ok(true)
         })
     }
@@ -254,12 +246,14 @@ impl Store {
     }
 
     /// Ends a claim: completed, failed, cancelled or interrupted, recording the files' last
-    /// durable offsets with it. Fenced; `false` means the lease was lost.
+    /// durable offsets and the files placed since the last write with it. Fenced; `false`
+    /// means the lease was lost (and nothing was written).
     pub fn finish(
         &mut self,
         lease: Lease,
         outcome: &Outcome,
         durable: &[(u32, u64)],
+        placed: &[PlacedFile],
         by: &Actor,
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
@@ -282,6 +276,11 @@ impl Store {
                 params![lease.task.0, lease.attempt.0, status, error, to_ms(now)],
             )?;
             if n == 1 {
+                // The task's totals are recomputed below from every file: the placed ones need
+                // no fence and no adjustment of their own.
+                for file in placed {
+                    mark_done(tx, lease.task, file)?;
+                }
                 let mut offset = tx.prepare_cached(
                     "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
                 )?;
@@ -313,6 +312,23 @@ pub enum Outcome {
     Cancelled(String),
     /// Stopped cleanly (shutdown); resumable.
     Interrupted(String),
+}
+
+/// Marks one placed file done, with its size, hash and destination (totals not touched).
+fn mark_done(tx: &Connection, task: TaskId, file: &PlacedFile) -> Result<(), StoreError> {
+    execute_cached(
+        tx,
+        "UPDATE files SET done = 1, bytes_done = ?3, bytes_total = ?3, sha256 = ?4, \
+         dest_path = ?5 WHERE task_id = ?1 AND idx = ?2",
+        params![
+            task.0,
+            file.index as i64,
+            file.bytes as i64,
+            file.sha256.as_deref(),
+            file.dest
+        ],
+    )?;
+    Ok(())
 }
 
 /// True while `lease` is the task's current running claim.
