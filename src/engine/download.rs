@@ -16,9 +16,8 @@ use super::http::{
     parse_unsatisfied_range,
 };
 use super::part::{self, BodyWriter, PartFile, WriteError, WriterReport};
-use super::placed::PlacedFile;
 use super::worker::TaskCtx;
-use crate::model::FileEntry;
+use crate::model::{FileEntry, PlacedFile};
 use crate::names::sanitize_file_name;
 use crate::text::{escape_controls, redact_url};
 

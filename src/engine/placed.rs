@@ -10,8 +10,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::model::Lease;
-pub use crate::model::PlacedFile;
+use crate::model::{Lease, PlacedFile};
 use crate::store::{Store, StoreError};
 
 /// A task's placed-but-unrecorded files, and how many of its files are still to come.
