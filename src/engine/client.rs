@@ -347,9 +347,14 @@ impl Error {
         self.kind == Kind::Builder
     }
 
-    /// The proxy of the environment cannot be used (retrying will not help).
+    /// The proxy of the environment cannot be used, or refused haul's credentials (retrying
+    /// will not help).
     pub fn is_proxy(&self) -> bool {
         self.kind == Kind::Proxy
+            || std::iter::successors(Some(self as &(dyn std::error::Error + 'static)), |e| {
+                e.source()
+            })
+            .any(|e| e.is::<super::connect::ProxyRefused>())
     }
 }
 

@@ -112,7 +112,15 @@ impl Connector {
             Route::Tunnel(proxy) => {
                 let mut tunnel = Tunnel::new(proxy.uri.clone(), ToProxy(self.clone()))
                     .with_headers(self.connect_headers(&proxy));
-                let tunnelled = tunnel.call(dst.clone()).await.map_err(|e| via(&proxy, e))?;
+                let tunnelled = tunnel.call(dst.clone()).await.map_err(|e| {
+                    let refused = e.to_string() == PROXY_AUTH_REQUIRED;
+                    let message = via(&proxy, e);
+                    if refused {
+                        Box::new(ProxyRefused(message.to_string()))
+                    } else {
+                        message
+                    }
+                })?;
                 (self.to_server(&dst, tunnelled.into_inner()).await?, false)
             }
         };
@@ -163,6 +171,22 @@ fn server_name(uri: &Uri) -> Result<ServerName<'static>, BoxError> {
 
 /// A failure on the way through `proxy`, naming it (never its credentials), with the causes
 /// (a tunnel's own message hides why it could not reach the proxy).
+/// hyper-util's words for a `407` answer to a `CONNECT` (its error type is private).
+const PROXY_AUTH_REQUIRED: &str = "tunnel error: proxy authorization required";
+
+/// A tunnelling proxy refused haul's credentials (`407`): another try with the same ones
+/// cannot succeed.
+#[derive(Debug)]
+pub struct ProxyRefused(String);
+
+impl std::fmt::Display for ProxyRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ProxyRefused {}
+
 fn via(proxy: &Proxy, err: impl Into<BoxError>) -> BoxError {
     let err: BoxError = err.into();
     let proxy = proxy.uri.to_string();

@@ -94,7 +94,7 @@ fn https_goes_through_a_connect_tunnel_with_the_credentials_on_the_connect() {
 }
 
 #[test]
-fn a_proxy_refusing_the_credentials_fails_the_task_naming_the_proxy() {
+fn a_proxy_refusing_the_credentials_fails_the_task_at_once_naming_the_proxy() {
     let tls = SelfSignedTls::start(b"secret payload");
     let proxy = RecordingProxy::start(Some("Basic dTpw"));
     let env = Env::new();
@@ -112,7 +112,13 @@ fn a_proxy_refusing_the_credentials_fails_the_task_naming_the_proxy() {
         !error.contains("wrong"),
         "no credentials in messages: {error}"
     );
-    assert!(proxy.seen().iter().all(|s| s.method == "CONNECT"));
+    let seen = proxy.seen();
+    assert!(seen.iter().all(|s| s.method == "CONNECT"));
+    assert_eq!(
+        seen.len(),
+        1,
+        "refused credentials are not tried again: {error}"
+    );
 }
 
 #[test]
