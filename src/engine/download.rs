@@ -378,7 +378,7 @@ async fn record_target(
         target.last_modified.clone(),
     );
     let held = ctx
-        .write(move |s| {
+        .write_placed(move |s, placed| {
             s.set_file_target(
                 lease,
                 index,
@@ -386,6 +386,7 @@ async fn record_target(
                 total,
                 etag.as_deref(),
                 lm.as_deref(),
+                placed,
                 chrono::Utc::now(),
             )
         })

@@ -15,7 +15,7 @@ use super::download::{FileError, fetch};
 use super::event::{EngineEvent, Finish};
 use super::placed::{self, Unrecorded};
 use crate::config::RetryPolicy;
-use crate::model::{FileEntry, Lease, Task};
+use crate::model::{FileEntry, Lease, PlacedFile, Task};
 use crate::store::{Actor, Outcome, Store, StoreActor, StoreError};
 
 /// Tries to record a task's end when the database refuses the write (busy, full).
@@ -90,24 +90,32 @@ impl TaskCtx {
     where
         F: FnOnce(&mut Store) -> Result<bool, StoreError> + Send + 'static,
     {
-        let carried = self.unrecorded.take();
-        if carried.is_empty() {
-            return self.store.call(f).await;
-        }
         let lease = self.lease;
-        let files = carried.clone();
-        let result = self
-            .store
-            .call(move |s| {
-                s.atomic(|s| {
-                    if placed::record(s, lease, &files, chrono::Utc::now())? {
-                        f(s)
-                    } else {
-                        Ok(false)
-                    }
-                })
+        self.write_placed(move |s, files| {
+            if files.is_empty() {
+                return f(s);
+            }
+            s.atomic(|s| {
+                if placed::record(s, lease, files, chrono::Utc::now())? {
+                    f(s)
+                } else {
+                    Ok(false)
+                }
             })
-            .await;
+        })
+        .await
+    }
+
+    /// Runs the fenced write `f` on the store thread with the files placed since the last
+    /// write, which `f` records itself (a write that already checks the fence and recounts
+    /// the task records them for less). When the write fails, they wait for the next one.
+    pub async fn write_placed<F>(&self, f: F) -> Result<bool, StoreError>
+    where
+        F: FnOnce(&mut Store, &[PlacedFile]) -> Result<bool, StoreError> + Send + 'static,
+    {
+        let carried = self.unrecorded.take();
+        let files = carried.clone();
+        let result = self.store.call(move |s| f(s, &files)).await;
         if result.is_err() {
             self.unrecorded.restore(carried);
         }
@@ -196,20 +204,17 @@ pub async fn run_task(ctx: &TaskCtx, mut files: Vec<FileEntry>) -> Finish {
 /// database for a while (`None`: it could not be recorded; the task turns stale and is
 /// recovered later, and its next attempt finds the placed files).
 async fn record_finish(ctx: &TaskCtx, outcome: Outcome, offsets: Vec<(u32, u64)>) -> Option<bool> {
-    let placed = ctx.unrecorded.take();
     let mut delay = FINISH_RETRY_FIRST;
     for _ in 0..FINISH_TRIES {
-        let (lease, by, outcome, offsets, placed) = (
+        let (lease, by, outcome, offsets) = (
             ctx.lease,
             ctx.actor.clone(),
             outcome.clone(),
             offsets.clone(),
-            placed.clone(),
         );
         let now = chrono::Utc::now();
         match ctx
-            .store
-            .call(move |s| s.finish(lease, &outcome, &offsets, &placed, &by, now))
+            .write_placed(move |s, placed| s.finish(lease, &outcome, &offsets, placed, &by, now))
             .await
         {
             Ok(held) => return Some(held),

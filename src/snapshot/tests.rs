@@ -143,7 +143,7 @@ fn every_commit_shows_in_the_next_build_with_the_owners_last_heartbeat() {
 
     // A write without an event (the file's size) shows as well.
     rig.store
-        .set_file_target(a, 0, "/d/a.bin", Some(1000), None, None, rig.at(2))
+        .set_file_target(a, 0, "/d/a.bin", Some(1000), None, None, &[], rig.at(2))
         .unwrap();
     assert_eq!(row(&rig.build(2), "a.bin").bytes_total, Some(1000));
 

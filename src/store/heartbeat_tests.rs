@@ -437,6 +437,57 @@ fn a_finish_records_the_placed_files_it_carries_and_a_lost_lease_none() {
     );
 }
 
+/// The next file's target record carries the files placed before it: they are done and
+/// counted with the new file's size; under a lost lease neither is written.
+#[test]
+fn a_target_record_carries_the_placed_files_before_it() {
+    let (_dir, mut store, me) = open();
+    let lease = claimed(&mut store, &me, "pair", 2);
+    let first = [placed(0, 10, "/d/pair.0")];
+    let replaced = Lease {
+        attempt: Attempt(lease.attempt.0 + 1),
+        ..lease
+    };
+    let target = |s: &mut Store, lease: Lease, at_secs: i64| {
+        s.set_file_target(
+            lease,
+            1,
+            "/d/pair.1",
+            Some(5),
+            None,
+            None,
+            &first,
+            at(at_secs),
+        )
+        .unwrap()
+    };
+    assert!(!target(&mut store, replaced, 1));
+    assert_eq!(
+        task(&store, lease).files_done,
+        0,
+        "nothing under a lost lease"
+    );
+    assert!(target(&mut store, lease, 2));
+    let now = task(&store, lease);
+    assert_eq!(
+        (now.files_done, now.bytes_done, now.bytes_total),
+        (1, 10, Some(15)),
+        "file 0 done, both sizes counted"
+    );
+    let rows = store.files(lease.task).unwrap();
+    let got: Vec<(bool, Option<u64>, Option<&str>)> = rows
+        .iter()
+        .map(|f| (f.done, f.bytes_total, f.dest_path.as_deref()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (true, Some(10), Some("/d/pair.0")),
+            (false, Some(5), Some("/d/pair.1"))
+        ]
+    );
+}
+
 #[test]
 fn cancel_requests_are_still_answered_by_the_tick() {
     let (_dir, mut store, me) = open();

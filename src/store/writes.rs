@@ -116,7 +116,8 @@ impl Store {
         self.write(|tx| insert_event(tx, lease.task, lease.attempt, kind, Some(by), message, now))
     }
 
-    /// Records where a file goes and the validators its server gave. Fenced.
+    /// Records where a file goes and the validators its server gave, with the files of the
+    /// task placed since its last write (one fence for all). Fenced.
     #[allow(clippy::too_many_arguments)]
     pub fn set_file_target(
         &mut self,
@@ -126,11 +127,18 @@ impl Store {
         bytes_total: Option<u64>,
         etag: Option<&str>,
         last_modified: Option<&str>,
+        placed: &[PlacedFile],
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
             if !holds(tx, lease)? {
                 return Ok(false);
+            }
+            if !placed.is_empty() {
+                super::beats::fold(tx, lease)?;
+            }
+            for file in placed {
+                record_done(tx, lease.task, file, now)?;
             }
             let change = FileChange {
                 total: Some(bytes_total),
@@ -204,13 +212,7 @@ impl Store {
                 return Ok(false);
             }
             super::beats::fold(tx, lease)?;
-            let change = FileChange {
-                done: Some(file.bytes),
-                total: Some(Some(file.bytes)),
-                finished: true,
-            };
-            adjust_task_totals(tx, lease.task, file.index, change, now)?;
-            mark_done(tx, lease.task, file)?;
+            record_done(tx, lease.task, file, now)?;
             Ok(true)
         })
     }
@@ -312,6 +314,23 @@ pub enum Outcome {
     Cancelled(String),
     /// Stopped cleanly (shutdown); resumable.
     Interrupted(String),
+}
+
+/// Marks one placed file done and counts it in its task's totals (the caller holds the fence
+/// and has folded the task's beat).
+fn record_done(
+    tx: &Connection,
+    task: TaskId,
+    file: &PlacedFile,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let change = FileChange {
+        done: Some(file.bytes),
+        total: Some(Some(file.bytes)),
+        finished: true,
+    };
+    adjust_task_totals(tx, task, file.index, change, now)?;
+    mark_done(tx, task, file)
 }
 
 /// Marks one placed file done, with its size, hash and destination (totals not touched).
