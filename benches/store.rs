@@ -219,6 +219,12 @@ fn fresh_store(dir: &Path, name: &str) -> Res<(Store, PathBuf)> {
     Ok((store, path))
 }
 
+/// Ends a claimed task as completed, with nothing durable or placed to record.
+fn complete(store: &mut Store, lease: Lease, actor: &Actor) -> Res<()> {
+    store.finish(lease, &Outcome::Completed, &[], &[], actor, Utc::now())?;
+    Ok(())
+}
+
 /// A live, registered instance of this process (its lock held while the value lives).
 fn live_instance(store: &mut Store, db: &Path) -> Res<(LocalInstance, Actor)> {
     let me = LocalInstance::start(db, Mode::Worker, Utc::now()).map_err(|e| e.to_string())?;
@@ -385,14 +391,7 @@ fn bench_claims(o: &Opts, r: &mut Report) -> Res<()> {
                             lat.push(t.elapsed());
                             let Some((task, _)) = claimed else { break };
                             ids.push(task.id.0);
-                            store.finish(
-                                task.lease(),
-                                &Outcome::Completed,
-                                &[],
-                                &[],
-                                &actor,
-                                Utc::now(),
-                            )?;
+                            complete(&mut store, task.lease(), &actor)?;
                         }
                         Ok((ids, lat))
                     })
@@ -781,14 +780,7 @@ fn bench_big(o: &Opts, r: &mut Report) -> Res<()> {
         let claimed = store.claim_next(&rules, &actor, Utc::now())?;
         claim_times.push(t.elapsed());
         let Some((task, _)) = claimed else { break };
-        store.finish(
-            task.lease(),
-            &Outcome::Completed,
-            &[],
-            &[],
-            &actor,
-            Utc::now(),
-        )?;
+        complete(&mut store, task.lease(), &actor)?;
     }
     r.add(
         "claim",

@@ -114,11 +114,11 @@ impl Connector {
                     .with_headers(self.connect_headers(&proxy));
                 let tunnelled = tunnel.call(dst.clone()).await.map_err(|e| {
                     let refused = e.to_string() == PROXY_AUTH_REQUIRED;
-                    let message = via(&proxy, e);
+                    let message = via_message(&proxy, e);
                     if refused {
-                        Box::new(ProxyRefused(message.to_string()))
+                        Box::new(ProxyRefused(message)) as BoxError
                     } else {
-                        message
+                        message.into()
                     }
                 })?;
                 (self.to_server(&dst, tunnelled.into_inner()).await?, false)
@@ -169,8 +169,6 @@ fn server_name(uri: &Uri) -> Result<ServerName<'static>, BoxError> {
     Ok(ServerName::try_from(host.to_owned())?)
 }
 
-/// A failure on the way through `proxy`, naming it (never its credentials), with the causes
-/// (a tunnel's own message hides why it could not reach the proxy).
 /// hyper-util's words for a `407` answer to a `CONNECT` (its error type is private).
 const PROXY_AUTH_REQUIRED: &str = "tunnel error: proxy authorization required";
 
@@ -187,7 +185,14 @@ impl std::fmt::Display for ProxyRefused {
 
 impl std::error::Error for ProxyRefused {}
 
+/// A failure on the way through `proxy`, naming it (never its credentials), with the causes
+/// (a tunnel's own message hides why it could not reach the proxy).
 fn via(proxy: &Proxy, err: impl Into<BoxError>) -> BoxError {
+    via_message(proxy, err).into()
+}
+
+/// The words of [`via`].
+fn via_message(proxy: &Proxy, err: impl Into<BoxError>) -> String {
     let err: BoxError = err.into();
     let proxy = proxy.uri.to_string();
     let mut message = format!("through the proxy {}", proxy.trim_end_matches('/'));
@@ -195,7 +200,7 @@ fn via(proxy: &Proxy, err: impl Into<BoxError>) -> BoxError {
         message.push_str(": ");
         message.push_str(&m);
     }
-    message.into()
+    message
 }
 
 /// TLS 1.2 and 1.3 with ring, the Mozilla roots of `webpki-roots`, SNI, ALPN h2 + http/1.1.
