@@ -227,9 +227,10 @@ async fn begin(ctx: &TaskCtx, file: &mut FileEntry) -> Result<Option<Transfer>, 
         Start::FromZero(_) => 0,
     };
     // Refuse before a byte is written (or a file created) when it cannot fit.
+    let volume = part::volume(&dest_dir);
     if let Some(total) = total {
         let needed = total.saturating_sub(offset);
-        if part::free_space(&dest_dir).is_some_and(|free| free < needed) {
+        if volume.free.is_some_and(|free| free < needed) {
             return Err(FileError::Fatal(format!(
                 "disk full: {needed} bytes needed in {}, not that much free",
                 dest_dir.display()
@@ -280,7 +281,7 @@ async fn begin(ctx: &TaskCtx, file: &mut FileEntry) -> Result<Option<Transfer>, 
     });
     Ok(Some(Transfer {
         host,
-        writer: body_writer(ctx, file, part, offset),
+        writer: body_writer(ctx, file, part, offset).in_memory(volume.in_memory),
         dest,
         offset,
         total,
@@ -562,6 +563,7 @@ async fn verify_and_finalize(
     let part_path = writer.path().to_owned();
     let (durable, outcome) = writer
         .finish_with(
+            expected.is_some(),
             move |part| -> std::io::Result<(Option<String>, Option<PathBuf>)> {
                 let actual = match &expected {
                     Some(_) => Some(part::sha256_hex(part)?),

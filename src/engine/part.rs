@@ -152,6 +152,9 @@ pub struct BodyWriter {
     /// The checkpoint sync running beside the writes, if any: it makes the bytes written
     /// before it began durable, and reports them, and answers with that offset.
     syncing: Option<JoinHandle<Result<u64, WriteError>>>,
+    /// The `.part` is on a memory-backed file system (see [`Volume::in_memory`]): the last
+    /// call runs in place (see [`Self::in_memory`]).
+    in_memory: bool,
 }
 
 /// Where the `.part` is: here between batches, or on a blocking thread writing one.
@@ -196,7 +199,18 @@ impl BodyWriter {
             durable: offset,
             last_sync: Instant::now(),
             syncing: None,
+            in_memory: false,
         }
+    }
+
+    /// Marks the `.part` as on a memory-backed file system: the last call (the last batch,
+    /// the sync, the rename) then runs on the download's own thread, where none of it can
+    /// wait for a device and a hop to a blocking thread would cost more than the calls
+    /// (10,000 files of 4 KiB: a quarter less CPU). Batches before the last still go to a
+    /// blocking thread, and so does a last call that reads the whole file back (a hash).
+    pub fn in_memory(mut self, in_memory: bool) -> BodyWriter {
+        self.in_memory = in_memory;
+        self
     }
 
     /// Adds `chunk` to the batch being gathered (it is written by a later [`Self::start`]).
@@ -297,8 +311,9 @@ impl BodyWriter {
     /// stop signal fired) and syncs, so everything written is reported durable. Returns the
     /// durable offset and how it ended.
     pub async fn finish(self) -> (u64, Result<(), WriteError>) {
+        let in_place = self.in_memory;
         let (durable, result) = self
-            .last(|disk| {
+            .last(in_place, |disk| {
                 if disk.written > disk.durable {
                     disk.checkpoint()?;
                 }
@@ -313,13 +328,16 @@ impl BodyWriter {
 
     /// The body is complete: writes what was gathered and then, on the same blocking thread
     /// and without a checkpoint of its own, runs `then` on the file, which must sync it before
-    /// it reports it placed (as [`finalize`] does). Returns the durable offset, and the file
-    /// (still locked) with what `then` returned.
+    /// it reports it placed (as [`finalize`] does). `reads_back`: whether `then` reads the
+    /// whole file (to hash it), which is never done in place. Returns the durable offset, and
+    /// the file (still locked) with what `then` returned.
     pub async fn finish_with<T: Send + 'static>(
         self,
+        reads_back: bool,
         then: impl FnOnce(&mut PartFile) -> T + Send + 'static,
     ) -> (u64, Result<(PartFile, T), WriteError>) {
-        let (durable, result) = self.last(|disk| Ok(then(&mut disk.part))).await;
+        let in_place = self.in_memory && !reads_back;
+        let (durable, result) = self.last(in_place, |disk| Ok(then(&mut disk.part))).await;
         (durable, result.map(|(disk, out)| (disk.part, out)))
     }
 
@@ -335,10 +353,11 @@ impl BodyWriter {
     }
 
     /// Waits for the batch in flight and the checkpoint sync, then writes the gathered batch
-    /// and runs `then`, all in one blocking call. Returns the durable offset, the disk and
-    /// `then`'s result.
+    /// and runs `then`, all in one blocking call (or right here, `in_place`). Returns the
+    /// durable offset, the disk and `then`'s result.
     async fn last<T: Send + 'static>(
         mut self,
+        in_place: bool,
         then: impl FnOnce(&mut Disk) -> Result<T, WriteError> + Send + 'static,
     ) -> (u64, Result<(Disk, T), WriteError>) {
         if let Err(e) = self.landed().await {
@@ -357,11 +376,14 @@ impl BodyWriter {
         };
         disk.durable = disk.durable.max(self.durable);
         let batch = std::mem::take(&mut self.gathered);
-        let joined = tokio::task::spawn_blocking(move || {
+        let work = move || {
             let result = disk.write(&batch).and_then(|()| then(&mut disk));
             (disk.durable, result.map(|out| (disk, out)))
-        })
-        .await;
+        };
+        if in_place {
+            return work();
+        }
+        let joined = tokio::task::spawn_blocking(work).await;
         joined.unwrap_or_else(|e| (self.durable, Err(thread_lost(&e))))
     }
 }
@@ -514,10 +536,35 @@ pub fn finalize(part: &PartFile, final_path: &Path) -> std::io::Result<PathBuf> 
     )))
 }
 
-/// Bytes free for an unprivileged writer on the file system holding `dir`.
-pub fn free_space(dir: &Path) -> Option<u64> {
-    let stat = rustix::fs::statvfs(dir).ok()?;
-    Some(stat.f_bavail.saturating_mul(stat.f_frsize))
+/// What a download needs to know of the file system it writes to, from one `statfs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Volume {
+    /// Bytes free for an unprivileged writer; `None` when the file system would not say.
+    pub free: Option<u64>,
+    /// Memory-backed (tmpfs, ramfs): writes never wait for a device and a sync does nothing.
+    pub in_memory: bool,
+}
+
+/// `statfs` magic numbers of the memory-backed file systems (linux/magic.h).
+const TMPFS_MAGIC: i64 = 0x0102_1994;
+const RAMFS_MAGIC: i64 = 0x8584_58f6;
+
+/// The file system holding `dir`.
+#[allow(clippy::unnecessary_cast)] // `statfs`'s field types differ between architectures
+pub fn volume(dir: &Path) -> Volume {
+    let Ok(stat) = rustix::fs::statfs(dir) else {
+        return Volume::default();
+    };
+    let block = if stat.f_frsize > 0 {
+        stat.f_frsize
+    } else {
+        stat.f_bsize
+    };
+    let kind = stat.f_type as i64;
+    Volume {
+        free: Some((stat.f_bavail as u64).saturating_mul(block as u64)),
+        in_memory: kind == TMPFS_MAGIC || kind == RAMFS_MAGIC,
+    }
 }
 
 #[cfg(test)]
@@ -550,6 +597,51 @@ mod tests {
         assert_eq!(std::fs::read(&final_path).unwrap(), b"someone else's");
         assert_eq!(std::fs::read(&placed).unwrap(), b"new");
         assert_eq!(sha256_hex(&mut part).unwrap().len(), 64);
+    }
+
+    #[test]
+    fn memory_backed_volumes_are_told_apart() {
+        // Linux mounts /dev/shm as tmpfs; /proc is not memory a file can be written to.
+        if Path::new("/dev/shm").is_dir() {
+            let shm = volume(Path::new("/dev/shm"));
+            assert!(shm.in_memory, "{shm:?}");
+            assert!(shm.free.is_some());
+        }
+        assert!(!volume(Path::new("/proc")).in_memory);
+        assert_eq!(volume(Path::new("/no/such/dir")), Volume::default());
+    }
+
+    /// Where the last call of a writer ran: on the caller's thread or elsewhere.
+    async fn last_call_thread(in_memory: bool, reads_back: bool) -> std::thread::ThreadId {
+        let dir = tempfile::tempdir().unwrap();
+        let part = create_new(&dir.path().join("f.bin")).unwrap();
+        let (report, _inbox) = reporter();
+        let mut writer =
+            BodyWriter::new(part, 0, CancellationToken::new(), report).in_memory(in_memory);
+        writer.gather(Bytes::from_static(b"body"));
+        let (durable, result) = writer
+            .finish_with(reads_back, |_| std::thread::current().id())
+            .await;
+        assert_eq!(durable, 0, "no checkpoint of its own");
+        let (part, ran_on) = result.unwrap();
+        assert_eq!(part.len().unwrap(), 4, "the last batch was written first");
+        ran_on
+    }
+
+    #[tokio::test]
+    async fn the_last_call_runs_in_place_only_in_memory_and_without_a_read_back() {
+        let here = std::thread::current().id();
+        assert_eq!(last_call_thread(true, false).await, here);
+        assert_ne!(
+            last_call_thread(true, true).await,
+            here,
+            "a hash reads the file"
+        );
+        assert_ne!(
+            last_call_thread(false, false).await,
+            here,
+            "a disk may block"
+        );
     }
 
     fn reporter() -> (WriterReport, mpsc::UnboundedReceiver<EngineEvent>) {
@@ -644,7 +736,7 @@ mod tests {
             got
         });
         // (A FIFO cannot be synced: finish as a complete body, whose sync is `then`'s.)
-        let (_, result) = writer.finish_with(|_| ()).await;
+        let (_, result) = writer.finish_with(false, |_| ()).await;
         assert!(result.is_ok(), "{:?}", result.err());
         assert_eq!(
             reader.join().unwrap(),
@@ -685,7 +777,7 @@ mod tests {
         let part = create_new(&dir.path().join("whole.bin")).unwrap();
         let mut writer = BodyWriter::new(part, 0, CancellationToken::new(), report);
         writer.gather(Bytes::from_static(b"all of it"));
-        let (durable, result) = writer.finish_with(|part| part.len().unwrap()).await;
+        let (durable, result) = writer.finish_with(false, |part| part.len().unwrap()).await;
         let (_part, len_seen_by_then) = result.unwrap();
         assert_eq!(len_seen_by_then, 9, "`then` runs after the last write");
         assert_eq!(durable, 0, "no checkpoint of its own: `then` syncs");
@@ -731,7 +823,7 @@ mod tests {
         writer.landed().await.unwrap();
         stop.cancel();
         writer.gather(Bytes::from_static(b" dropped"));
-        let (durable, result) = writer.finish_with(|_| ()).await;
+        let (durable, result) = writer.finish_with(false, |_| ()).await;
         assert!(
             matches!(result, Err(WriteError::Stopped)),
             "{:?}",
