@@ -43,6 +43,10 @@ const SWEEP_EVERY_TICKS: u64 = 5;
 const NOTICE_CAPACITY: usize = 200;
 /// How long shutdown waits for workers to flush before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// While tasks run, their events are folded in this often (and whenever one of them ends):
+/// being woken for each event cost thousands of thread wake-ups a second with many small
+/// files, for a state nobody looks at more often.
+const EVENTS_EVERY: Duration = Duration::from_millis(100);
 
 /// A line for the dashboard's Log pane, from this process.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,6 +177,8 @@ impl Engine {
         let mut tick = tokio::time::interval(self.options.config.heartbeat_interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks = 0u64;
+        let mut fold = tokio::time::interval(EVENTS_EVERY);
+        fold.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.fill_slots().await?;
         loop {
             if self.options.exit_when_idle
@@ -184,12 +190,9 @@ impl Engine {
             let mut slot_freed = false;
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                Some(event) = self.events_rx.recv() => {
-                    slot_freed |= self.on_event(event);
-                    while let Ok(event) = self.events_rx.try_recv() {
-                        slot_freed |= self.on_event(event);
-                    }
-                }
+                // A task ended: its last events are in (folded below).
+                Some(_) = self.workers.join_next() => {}
+                _ = fold.tick(), if !self.workers.is_empty() => {}
                 Some(command) = self.commands_rx.recv() => match command {
                     EngineCommand::Cancel(task) => {
                         if let Some(stop) = self.running.get(&task) {
@@ -200,6 +203,7 @@ impl Engine {
                 },
                 _ = tick.tick() => {
                     ticks += 1;
+                    self.fold_events();
                     let beat = self.heartbeat().await;
                     self.survive("heartbeat", beat);
                     if ticks.is_multiple_of(SWEEP_EVERY_TICKS) {
@@ -209,6 +213,7 @@ impl Engine {
                     slot_freed = true;
                 }
             }
+            slot_freed |= self.fold_events();
             if slot_freed {
                 let filled = self.fill_slots().await;
                 self.survive("claiming work", filled);
@@ -240,15 +245,22 @@ impl Engine {
                 Ok(None) | Err(_) => break,
             }
         }
-        while let Ok(event) = self.events_rx.try_recv() {
-            self.on_event(event);
-        }
+        self.fold_events();
         self.publish();
         let id = self.me.instance.clone();
         self.store
             .call(move |s| s.stop_instance(&id, Utc::now()))
             .await?;
         Ok(())
+    }
+
+    /// Folds the events that came in into the state; true when a slot became free.
+    fn fold_events(&mut self) -> bool {
+        let mut slot_freed = false;
+        while let Ok(event) = self.events_rx.try_recv() {
+            slot_freed |= self.on_event(event);
+        }
+        slot_freed
     }
 
     /// Folds a worker's event into the state; true when a slot became free.
@@ -361,7 +373,6 @@ impl Engine {
                 self.start_worker(task, files);
             }
         }
-        while self.workers.try_join_next().is_some() {}
         Ok(())
     }
 
