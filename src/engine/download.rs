@@ -561,6 +561,7 @@ async fn verify_and_finalize(
     let expected = file.sha256_expected.clone();
     let dest_owned = dest.to_owned();
     let part_path = writer.path().to_owned();
+    let in_memory = writer.is_in_memory();
     let (durable, outcome) = writer
         .finish_with(
             expected.is_some(),
@@ -575,7 +576,7 @@ async fn verify_and_finalize(
                     part.truncate_to(0)?;
                     return Ok((actual, None));
                 }
-                let placed = part::finalize(part, &dest_owned)?;
+                let placed = part::finalize(part, &dest_owned, in_memory)?;
                 Ok((actual, Some(placed)))
             },
         )

@@ -247,6 +247,11 @@ impl BodyWriter {
         rest == Some(0)
     }
 
+    /// Whether the `.part` is on a memory-backed file system (see [`Self::in_memory`]).
+    pub fn is_in_memory(&self) -> bool {
+        self.in_memory
+    }
+
     /// The `.part` being written.
     pub fn path(&self) -> &Path {
         &self.path
@@ -502,10 +507,13 @@ pub fn sha256_hex(part: &mut PartFile) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Moves the synced `.part` into place without replacing anything (a taken name gets ` (n)`),
-/// then syncs the directory. Returns the final path.
-pub fn finalize(part: &PartFile, final_path: &Path) -> std::io::Result<PathBuf> {
-    part.file.sync_all()?;
+/// Syncs the `.part` and moves it into place without replacing anything (a taken name gets
+/// ` (n)`), then syncs the directory; `in_memory` (see [`Volume::in_memory`]) skips both
+/// syncs, which do nothing there. Returns the final path.
+pub fn finalize(part: &PartFile, final_path: &Path, in_memory: bool) -> std::io::Result<PathBuf> {
+    if !in_memory {
+        part.file.sync_all()?;
+    }
     kill_point("before_rename");
     let dir = final_path.parent().unwrap_or(Path::new("."));
     let name = final_path
@@ -522,7 +530,9 @@ pub fn finalize(part: &PartFile, final_path: &Path) -> std::io::Result<PathBuf> 
             rustix::fs::RenameFlags::NOREPLACE,
         ) {
             Ok(()) => {
-                File::open(dir)?.sync_all()?;
+                if !in_memory {
+                    File::open(dir)?.sync_all()?;
+                }
                 kill_point("renamed");
                 return Ok(target);
             }
@@ -592,7 +602,7 @@ mod tests {
         let mut part = create_new(&final_path).unwrap();
         part.file.write_all(b"new").unwrap();
         std::fs::write(&final_path, b"someone else's").unwrap();
-        let placed = finalize(&part, &final_path).unwrap();
+        let placed = finalize(&part, &final_path, false).unwrap();
         assert_eq!(placed, dir.path().join("x (1).txt"));
         assert_eq!(std::fs::read(&final_path).unwrap(), b"someone else's");
         assert_eq!(std::fs::read(&placed).unwrap(), b"new");
