@@ -331,9 +331,10 @@ impl BodyWriter {
         (durable, result.map(|_| ()))
     }
 
-    /// The body is complete: writes what was gathered and then, on the same blocking thread
-    /// and without a checkpoint of its own, runs `then` on the file, which must sync it before
-    /// it reports it placed (as [`finalize`] does). `reads_back`: whether `then` reads the
+    /// The body is complete: writes what was gathered and then, in the same call (on a
+    /// blocking thread, or in place: see [`Self::in_memory`]) and without a checkpoint of its
+    /// own, runs `then` on the file, which must sync it before it reports it placed (as
+    /// [`finalize`] does). `reads_back`: whether `then` reads the
     /// whole file (to hash it), which is never done in place. Returns the durable offset, and
     /// the file (still locked) with what `then` returned.
     pub async fn finish_with<T: Send + 'static>(
