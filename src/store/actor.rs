@@ -3,8 +3,8 @@
 //! on oneshot channels.
 //!
 //! Group commit: jobs that queued up while the thread was busy run together inside one
-//! transaction ([`Store::batch`]), each write of theirs a savepoint, and one commit makes them
-//! all durable. Replies are sent only after that commit, so no caller acts on a write before it
+//! transaction ([`Store::batch`]), with those that queue up while the batch runs, each write
+//! of theirs a savepoint, and one commit makes them all durable. Replies are sent only after that commit, so no caller acts on a write before it
 //! is on disk; if the commit fails, every job of the batch gets the error.
 
 use std::sync::mpsc;
@@ -88,25 +88,31 @@ fn serve(store: &mut Store, inbox: &mpsc::Receiver<Job>) {
             first(store)(None);
             continue;
         };
-        let mut jobs = vec![first, second];
-        jobs.extend(inbox.try_iter().take(MAX_BATCH - 2));
-        run_batch(store, jobs);
+        run_batch(store, vec![first, second], inbox);
     }
 }
 
-/// Runs `jobs` in one transaction and replies after its commit. If the batch cannot start or
-/// SQLite rolls it back midway, the jobs not yet run go one by one, as without batching.
-fn run_batch(store: &mut Store, jobs: Vec<Job>) {
+/// Runs `jobs`, and the jobs that queue up while they run (up to [`MAX_BATCH`] in all), in one
+/// transaction and replies after its commit. If the batch cannot start or SQLite rolls it back
+/// midway, the jobs not yet run go one by one, as without batching.
+fn run_batch(store: &mut Store, jobs: Vec<Job>, inbox: &mpsc::Receiver<Job>) {
     let mut ran: Vec<Deliver> = Vec::with_capacity(jobs.len());
     let mut waiting = jobs.into_iter();
     let outcome = store.batch(|s| {
-        for job in waiting.by_ref() {
+        loop {
+            let job = match waiting.next() {
+                Some(job) => job,
+                None if ran.len() < MAX_BATCH => match inbox.try_recv() {
+                    Ok(job) => job,
+                    Err(_) => return Ok(()),
+                },
+                None => return Ok(()),
+            };
             ran.push(job(s));
             if !s.batch_intact() {
                 return Err(StoreError::RolledBack);
             }
         }
-        Ok(())
     });
     let lost = outcome.err();
     for deliver in ran {
@@ -134,6 +140,58 @@ mod tests {
             heartbeat_at: now,
             stopped_at: None,
         }
+    }
+
+    /// A job queued while a batch runs joins that batch (one commit) instead of waiting for
+    /// it and then committing alone.
+    #[tokio::test]
+    async fn a_job_queued_while_a_batch_runs_joins_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (actor, _thread) =
+            StoreActor::spawn(Store::open(&dir.path().join("haul.db")).unwrap()).unwrap();
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let a = actor.clone();
+            async move {
+                a.call(move |_| {
+                    let _ = gate.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // Two jobs queued behind the blocker make a batch; its first job runs long.
+        let batch: Vec<_> = (0..2)
+            .map(|n| {
+                let a = actor.clone();
+                tokio::spawn(async move {
+                    a.call(move |s| {
+                        if n == 0 {
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                        }
+                        Ok(s.group == crate::store::transaction::Group::Batch)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        // Queued while the batch's first job runs, alone in the queue.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        let late = actor
+            .call(|s| Ok(s.group == crate::store::transaction::Group::Batch))
+            .await
+            .unwrap();
+        for job in batch {
+            assert!(
+                job.await.unwrap().unwrap(),
+                "the queued jobs ran as a batch"
+            );
+        }
+        assert!(late, "the job queued during the batch ran inside it");
     }
 
     /// Many callers at once: every write is kept, each caller gets its own answer, and a
