@@ -50,6 +50,15 @@ pub fn redact_url(raw: &str) -> String {
     escape_controls(&shown)
 }
 
+/// The message a panic carried (`panic!` with a literal or a formatted string).
+pub fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("a panic without a message")
+}
+
 /// Shortens `s` to at most `max` characters, ending with `…` when cut.
 pub fn ellipsize(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

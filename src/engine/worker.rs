@@ -17,6 +17,7 @@ use super::placed::{self, Unrecorded};
 use crate::config::RetryPolicy;
 use crate::model::{FileEntry, Lease, PlacedFile, Task};
 use crate::store::{Actor, Outcome, Store, StoreActor, StoreError};
+use crate::text::panic_message;
 
 /// Tries to record a task's end when the database refuses the write (busy, full).
 const FINISH_TRIES: u32 = 8;
@@ -245,15 +246,6 @@ async fn fetch_all_caught(ctx: &TaskCtx, files: &mut Vec<FileEntry>) -> Result<(
             Err(FileError::Fatal(message))
         }
     }
-}
-
-/// What a panic said, when it said it with a string.
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> &str {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-        .unwrap_or("a worker panicked")
 }
 
 /// Fetches the unfinished files, up to `files_in_parallel` at once, updating them. Returns the

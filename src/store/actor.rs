@@ -71,7 +71,7 @@ impl StoreActor {
         R: FnOnce(Result<T, StoreError>) + Send + 'static,
     {
         let job: Job = Box::new(move |store| {
-            let result = f(store);
+            let result = store.catching_panics(f);
             Box::new(move |lost: Option<&StoreError>| match (result, lost) {
                 (Ok(_), Some(error)) => reply(Err(error.replicate())),
                 (result, _) => reply(result),
@@ -140,6 +140,84 @@ mod tests {
             heartbeat_at: now,
             stopped_at: None,
         }
+    }
+
+    /// A job that panics (a bug) fails alone, or with the batch it was in (whose jobs are
+    /// told their writes were rolled back), and the thread goes on serving.
+    #[tokio::test]
+    async fn a_panicking_job_is_rolled_back_and_the_thread_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("haul.db");
+        let (actor, _thread) = StoreActor::spawn(Store::open(&path).unwrap()).unwrap();
+        let alone = actor
+            .call(|_| -> Result<(), StoreError> { panic!("bug in a lone job") })
+            .await;
+        assert!(
+            matches!(&alone, Err(StoreError::Internal(m)) if m == "bug in a lone job"),
+            "{alone:?}"
+        );
+
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let a = actor.clone();
+            async move {
+                a.call(move |_| {
+                    let _ = gate.recv();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let mut calls = Vec::new();
+        for n in 0..3 {
+            let a = actor.clone();
+            calls.push(tokio::spawn(async move {
+                a.call(move |s| {
+                    s.register_instance(&instance(n))?;
+                    if n == 1 {
+                        panic!("bug in a batch");
+                    }
+                    Ok(())
+                })
+                .await
+            }));
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        release.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let results: Vec<_> = futures_util::future::join_all(calls).await;
+        let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+        assert!(
+            matches!(results[0], Err(StoreError::RolledBack)),
+            "{:?}",
+            results[0]
+        );
+        assert!(
+            matches!(results[1], Err(StoreError::Internal(_))),
+            "{:?}",
+            results[1]
+        );
+        assert!(
+            results[2].is_ok(),
+            "the job after the batch runs: {:?}",
+            results[2]
+        );
+        actor
+            .call(|s| s.register_instance(&instance(9)))
+            .await
+            .unwrap();
+        drop(actor);
+        let ids: Vec<u32> = Store::open(&path)
+            .unwrap()
+            .conn
+            .prepare("SELECT pid FROM instances ORDER BY pid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(ids, vec![2, 9], "only what was reported kept is kept");
     }
 
     /// A job queued while a batch runs joins that batch (one commit) instead of waiting for

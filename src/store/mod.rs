@@ -73,6 +73,9 @@ pub enum StoreError {
     RolledBack,
     #[error("a write of an all-or-nothing unit failed; none of the unit was kept")]
     WriteFailed,
+    /// A job on the store thread panicked (a bug in haul); its transaction was rolled back.
+    #[error("internal error in a database write ({0}); none of its transaction was kept")]
+    Internal(String),
 }
 
 impl StoreError {
@@ -94,6 +97,7 @@ impl StoreError {
             StoreError::ActorGone => StoreError::ActorGone,
             StoreError::RolledBack => StoreError::RolledBack,
             StoreError::WriteFailed => StoreError::WriteFailed,
+            StoreError::Internal(m) => StoreError::Internal(m.clone()),
             StoreError::Unsupported(m) => StoreError::Unsupported(m.clone()),
             StoreError::Sqlite(e) => StoreError::Unsupported(format!("state database error: {e}")),
         }

@@ -185,6 +185,28 @@ impl Store {
         }
     }
 
+    /// Runs `f`; should it panic (a bug), rolls the open transaction back (a batch's too: its
+    /// other jobs then get [`StoreError::RolledBack`]), restores the group it was called in
+    /// and returns [`StoreError::Internal`], so the store thread goes on serving.
+    pub(super) fn catching_panics<T>(
+        &mut self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let group = self.group;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self))) {
+            Ok(result) => result,
+            Err(panic) => {
+                if !self.reader.conn.is_autocommit() {
+                    let _ = self.reader.conn.execute_batch("ROLLBACK");
+                }
+                self.group = group;
+                let message = crate::text::panic_message(panic.as_ref());
+                tracing::error!("a database write panicked: {message}");
+                Err(StoreError::Internal(message.to_owned()))
+            }
+        }
+    }
+
     /// True while a [`Store::batch`] transaction is open and has not been rolled back by
     /// SQLite itself (after which nothing written in it is kept).
     pub fn batch_intact(&self) -> bool {
