@@ -142,6 +142,27 @@ mod tests {
         }
     }
 
+    /// Holds the store thread with a job until the returned sender sends, so the jobs queued
+    /// meanwhile run as one batch; the handle answers once the blocking job is done.
+    async fn hold(
+        actor: &StoreActor,
+    ) -> (
+        std::sync::mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), StoreError>>,
+    ) {
+        let (release, gate) = std::sync::mpsc::channel::<()>();
+        let a = actor.clone();
+        let blocker = tokio::spawn(async move {
+            a.call(move |_| {
+                let _ = gate.recv();
+                Ok(())
+            })
+            .await
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        (release, blocker)
+    }
+
     /// A job that panics (a bug) fails alone, or with the batch it was in (whose jobs are
     /// told their writes were rolled back), and the thread goes on serving.
     #[tokio::test]
@@ -157,18 +178,7 @@ mod tests {
             "{alone:?}"
         );
 
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let blocker = tokio::spawn({
-            let a = actor.clone();
-            async move {
-                a.call(move |_| {
-                    let _ = gate.recv();
-                    Ok(())
-                })
-                .await
-            }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (release, blocker) = hold(&actor).await;
         let mut calls = Vec::new();
         for n in 0..3 {
             let a = actor.clone();
@@ -227,18 +237,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (actor, _thread) =
             StoreActor::spawn(Store::open(&dir.path().join("haul.db")).unwrap()).unwrap();
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let blocker = tokio::spawn({
-            let a = actor.clone();
-            async move {
-                a.call(move |_| {
-                    let _ = gate.recv();
-                    Ok(())
-                })
-                .await
-            }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (release, blocker) = hold(&actor).await;
         // Two jobs queued behind the blocker make a batch; its first job runs long.
         let batch: Vec<_> = (0..2)
             .map(|n| {
@@ -280,18 +279,7 @@ mod tests {
         let path = dir.path().join("haul.db");
         let (actor, _thread) = StoreActor::spawn(Store::open(&path).unwrap()).unwrap();
         // Hold the thread so the next jobs queue up behind it and run as one batch.
-        let (release, gate) = std::sync::mpsc::channel::<()>();
-        let blocker = tokio::spawn({
-            let a = actor.clone();
-            async move {
-                a.call(move |_| {
-                    let _ = gate.recv();
-                    Ok(())
-                })
-                .await
-            }
-        });
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        let (release, blocker) = hold(&actor).await;
         let mut calls = Vec::new();
         for n in 0..20 {
             let a = actor.clone();
