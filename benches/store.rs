@@ -1,5 +1,5 @@
-//! Store benchmarks: heartbeat ticks, claims with two workers, and the reads the dashboard and
-//! the sweep make on a database of 1,000,000 tasks. A plain binary (`harness = false`); it is
+//! Store benchmarks: heartbeat ticks, claims with two workers, the writes of one-file tasks'
+//! lives, and the reads the dashboard and the sweep make on a database of 1,000,000 tasks. A plain binary (`harness = false`); it is
 //! never run by `cargo test`.
 //!
 //! ```sh
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use haul::instance::{LivenessProbe, LocalInstance};
-use haul::model::{EventKind, Lease, Mode, NewFile, NewTask, Status, TaskId};
+use haul::model::{EventKind, Lease, Mode, NewFile, NewTask, PlacedFile, Status, TaskId};
 use haul::store::{Actor, ClaimRules, HistoryFilter, Outcome, PageKey, Store, TaskProgress};
 
 type Res<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -66,7 +66,7 @@ impl Opts {
                 "-h" | "--help" => {
                     println!(
                         "store bench: --dir DIR (work dbs) --cache DIR (1M db cache) --tsv FILE \
-                         --label FS --only heartbeat,claim,big --quick"
+                         --label FS --only heartbeat,claim,lifecycle,big --quick"
                     );
                     std::process::exit(0);
                 }
@@ -431,6 +431,80 @@ fn bench_claims(o: &Opts, r: &mut Report) -> Res<()> {
         );
         remove_db(&db);
     }
+    Ok(())
+}
+
+// ------------------------------------------------------------------ lifecycle
+
+/// Tasks whose writes share one group commit in [`bench_lifecycle`]: what the store thread
+/// batches with 16 one-file downloads of 4 KiB running (about a dozen jobs per commit).
+const LIFE_GROUP: usize = 4;
+
+/// The store's part of a one-file task's life, the writes the engine makes for it: the claim,
+/// the file's target (before its `.part` is created) and the end with the placed file, each
+/// kind in a group commit of [`LIFE_GROUP`] tasks. The per-task cost bounds how many small
+/// files a second one store thread can run.
+fn bench_lifecycle(o: &Opts, r: &mut Report) -> Res<()> {
+    let n = if o.quick { 400 } else { 10_000 };
+    let (mut store, db) = fresh_store(&o.dir, "lifecycle.db")?;
+    let (_me, actor) = live_instance(&mut store, &db)?;
+    add_tasks(&mut store, &actor, n)?;
+    let rules = open_rules();
+    let mut times = Vec::new();
+    let mut done = 0;
+    while done < n {
+        let t = Instant::now();
+        let claimed = store.batch(|s| {
+            (0..LIFE_GROUP)
+                .map(|_| s.claim_next(&rules, &actor, Utc::now()))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        let leases: Vec<Lease> = claimed.iter().flatten().map(|(t, _)| t.lease()).collect();
+        store.batch(|s| {
+            leases.iter().try_for_each(|lease| {
+                let dest = format!("/srv/downloads/{}.bin", lease.task.0);
+                let now = Utc::now();
+                s.set_file_target(*lease, 0, &dest, Some(4096), None, None, &[], now)
+                    .map(drop)
+            })
+        })?;
+        store.batch(|s| {
+            leases.iter().try_for_each(|lease| {
+                let placed = [PlacedFile {
+                    index: 0,
+                    bytes: 4096,
+                    sha256: None,
+                    dest: format!("/srv/downloads/{}.bin", lease.task.0),
+                }];
+                s.finish(
+                    *lease,
+                    &Outcome::Completed,
+                    &[],
+                    &placed,
+                    &actor,
+                    Utc::now(),
+                )
+                .map(drop)
+            })
+        })?;
+        times.push(t.elapsed() / leases.len().max(1) as u32);
+        done += leases.len();
+        if leases.is_empty() {
+            return Err(format!("{done} of {n} tasks claimed").into());
+        }
+    }
+    let total: Duration = times.iter().sum::<Duration>() * LIFE_GROUP as u32;
+    r.add(
+        "lifecycle",
+        format!("claim + target + finish of {n} one-file tasks, per task"),
+        &times,
+        format!(
+            "{LIFE_GROUP} tasks per group commit of each kind; {:.0} tasks/s",
+            n as f64 / total.as_secs_f64()
+        ),
+    );
+    drop(store);
+    remove_db(&db);
     Ok(())
 }
 
@@ -814,6 +888,9 @@ fn main() -> Res<()> {
     }
     if o.wants("claim") {
         bench_claims(&o, &mut r)?;
+    }
+    if o.wants("lifecycle") {
+        bench_lifecycle(&o, &mut r)?;
     }
     if o.wants("big") {
         bench_big(&o, &mut r)?;

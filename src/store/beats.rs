@@ -197,7 +197,8 @@ pub(super) fn write_back(
 
 /// Folds the beat of `lease` (if it is the task's running claim and has one) into the rows and
 /// removes it. Every write that ends a claim or changes its files' offsets calls this first.
-pub(super) fn fold(conn: &Connection, lease: Lease) -> Result<(), StoreError> {
+/// True when `lease` is the task's running claim (the fence, read on the way).
+pub(super) fn fold(conn: &Connection, lease: Lease) -> Result<bool, StoreError> {
     let claim: Option<(String, i64)> = conn
         .prepare_cached(
             "SELECT owner_id, attempt FROM tasks \
@@ -206,18 +207,19 @@ pub(super) fn fold(conn: &Connection, lease: Lease) -> Result<(), StoreError> {
         .query_row([lease.task.0], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let Some((owner, attempt)) = claim.filter(|(_, a)| *a == lease.attempt.0) else {
-        return Ok(());
+        return Ok(false);
     };
     let bucket = bucket_of(lease.task.0);
     let mut beats = load_bucket(conn, &owner, bucket)?;
     let Ok(i) = beats.binary_search_by_key(&lease.task.0, |b| b.task) else {
-        return Ok(());
+        return Ok(true);
     };
     let beat = beats.remove(i);
     if beat.attempt == attempt {
         write_back(conn, &beat, heartbeat_at(conn, &owner)?)?;
     }
-    save_bucket(conn, &owner, bucket, &beats)
+    save_bucket(conn, &owner, bucket, &beats)?;
+    Ok(true)
 }
 
 // ------------------------------------------------------------------ the tick's side

@@ -172,10 +172,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
-            if !holds(tx, lease)? {
+            if !super::beats::fold(tx, lease)? {
                 return Ok(false);
             }
-            super::beats::fold(tx, lease)?;
             let change = FileChange {
                 done: Some(0),
                 ..FileChange::default()
@@ -208,10 +207,9 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
-            if !holds(tx, lease)? {
+            if !super::beats::fold(tx, lease)? {
                 return Ok(false);
             }
-            super::beats::fold(tx, lease)?;
             record_done(tx, lease.task, file, now)?;
             Ok(true)
         })
@@ -269,39 +267,43 @@ impl Store {
             }
         };
         self.write(|tx| {
-            super::beats::fold(tx, lease)?;
-            let n = execute_cached(
+            if !super::beats::fold(tx, lease)? {
+                return Ok(false);
+            }
+            // The task's totals are recomputed from every file as the claim ends: the placed
+            // ones need no adjustment of their own.
+            for file in placed {
+                mark_done(tx, lease.task, file)?;
+            }
+            let mut offset = tx.prepare_cached(
+                "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
+            )?;
+            for (index, bytes) in durable {
+                offset.execute(params![lease.task.0, *index as i64, *bytes as i64])?;
+            }
+            // One update ends the claim and recomputes the task's totals from all its files.
+            execute_cached(
                 tx,
                 "UPDATE tasks SET status = ?3, error_message = ?4, finished_at = ?5, \
-                 updated_at = ?5, control = NULL \
+                 updated_at = ?5, control = NULL, \
+                 bytes_done = (SELECT COALESCE(SUM(bytes_done), 0) FROM files WHERE task_id = ?1), \
+                 bytes_total = (SELECT CASE WHEN COUNT(bytes_total) = COUNT(*) \
+                                THEN SUM(bytes_total) END FROM files WHERE task_id = ?1), \
+                 files_done = (SELECT COUNT(*) FROM files WHERE task_id = ?1 AND done = 1) \
                  WHERE id = ?1 AND attempt = ?2 AND status = 'running'",
                 params![lease.task.0, lease.attempt.0, status, error, to_ms(now)],
             )?;
-            if n == 1 {
-                // The task's totals are recomputed below from every file: the placed ones need
-                // no fence and no adjustment of their own.
-                for file in placed {
-                    mark_done(tx, lease.task, file)?;
-                }
-                let mut offset = tx.prepare_cached(
-                    "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
-                )?;
-                for (index, bytes) in durable {
-                    offset.execute(params![lease.task.0, *index as i64, *bytes as i64])?;
-                }
-                refresh_task_totals(tx, lease.task, now)?;
-                let message = error.unwrap_or("all files downloaded and verified");
-                insert_event(tx, lease.task, lease.attempt, kind, Some(by), message, now)?;
-                let notice = match outcome {
-                    Outcome::Completed => Some(NotifyKind::Completed),
-                    Outcome::Failed(_) => Some(NotifyKind::Failed),
-                    _ => None,
-                };
-                if let Some(notice) = notice {
-                    enqueue(tx, kinds, lease.task, lease.attempt, notice, now)?;
-                }
+            let message = error.unwrap_or("all files downloaded and verified");
+            insert_event(tx, lease.task, lease.attempt, kind, Some(by), message, now)?;
+            let notice = match outcome {
+                Outcome::Completed => Some(NotifyKind::Completed),
+                Outcome::Failed(_) => Some(NotifyKind::Failed),
+                _ => None,
+            };
+            if let Some(notice) = notice {
+                enqueue(tx, kinds, lease.task, lease.attempt, notice, now)?;
             }
-            Ok(n == 1)
+            Ok(true)
         })
     }
 }
@@ -400,25 +402,6 @@ pub(super) fn adjust_task_totals(
         change.finished,
         to_ms(now)
     ])?;
-    Ok(())
-}
-
-/// Recomputes the task's byte and file totals from all its files (once, at the end).
-pub(super) fn refresh_task_totals(
-    tx: &Connection,
-    task: TaskId,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE tasks SET \
-           bytes_done = (SELECT COALESCE(SUM(bytes_done), 0) FROM files WHERE task_id = ?1), \
-           bytes_total = (SELECT CASE WHEN COUNT(bytes_total) = COUNT(*) THEN SUM(bytes_total) END \
-                          FROM files WHERE task_id = ?1), \
-           files_done = (SELECT COUNT(*) FROM files WHERE task_id = ?1 AND done = 1), \
-           updated_at = ?2 \
-         WHERE id = ?1",
-    )?
-    .execute(params![task.0, to_ms(now)])?;
     Ok(())
 }
 
