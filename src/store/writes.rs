@@ -270,8 +270,8 @@ impl Store {
             if !super::beats::fold(tx, lease)? {
                 return Ok(false);
             }
-            // The task's totals are recomputed from every file as the claim ends: the placed
-            // ones need no adjustment of their own.
+            // The placed files need no adjustment of the totals of their own: the update that
+            // ends the claim below recomputes them from every file.
             for file in placed {
                 mark_done(tx, lease.task, file)?;
             }
@@ -281,7 +281,6 @@ impl Store {
             for (index, bytes) in durable {
                 offset.execute(params![lease.task.0, *index as i64, *bytes as i64])?;
             }
-            // One update ends the claim and recomputes the task's totals from all its files.
             execute_cached(
                 tx,
                 "UPDATE tasks SET status = ?3, error_message = ?4, finished_at = ?5, \
