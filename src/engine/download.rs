@@ -1,6 +1,6 @@
 //! One file, one try: request (with `Range` + `If-Range` when resuming), decide from the
 //! response whether to append, restart from zero or give up, stream the body to the `.part`
-//! in batches (see `part::BodyWriter`), verify, and rename into place.
+//! in batches (see `writer::BodyWriter`), verify, and rename into place.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,8 +15,9 @@ use super::http::{
     content_disposition_filename, is_strong_etag, parse_content_range, parse_retry_after,
     parse_unsatisfied_range,
 };
-use super::part::{self, BodyWriter, PartFile, WriteError, WriterReport};
+use super::part::{self, PartFile};
 use super::worker::TaskCtx;
+use super::writer::{BodyWriter, WriteError, WriterReport};
 use crate::model::{FileEntry, PlacedFile};
 use crate::names::sanitize_file_name;
 use crate::text::{escape_controls, redact_url};

@@ -14,6 +14,7 @@ mod part;
 mod placed;
 mod proxy;
 mod worker;
+mod writer;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
