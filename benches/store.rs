@@ -1,6 +1,6 @@
 //! Store benchmarks: heartbeat ticks, claims with two workers, the writes of one-file tasks'
-//! lives, and the reads the dashboard and the sweep make on a database of 1,000,000 tasks. A plain binary (`harness = false`); it is
-//! never run by `cargo test`.
+//! lives, and the reads the dashboard and the sweep make on a database of 1,000,000 tasks. A
+//! plain binary (`harness = false`); it is never run by `cargo test`.
 //!
 //! ```sh
 //! cargo bench --bench store                          # full run, databases in /tmp (disk)
@@ -443,16 +443,17 @@ const LIFE_GROUP: usize = 4;
 /// The store's part of a one-file task's life, the writes the engine makes for it: the claim,
 /// the file's target (before its `.part` is created) and the end with the placed file, each
 /// kind in a group commit of [`LIFE_GROUP`] tasks. The per-task cost bounds how many small
-/// files a second one store thread can run.
+/// files a second one store thread can run. Every task must end completed.
 fn bench_lifecycle(o: &Opts, r: &mut Report) -> Res<()> {
     let n = if o.quick { 400 } else { 10_000 };
     let (mut store, db) = fresh_store(&o.dir, "lifecycle.db")?;
     let (_me, actor) = live_instance(&mut store, &db)?;
     add_tasks(&mut store, &actor, n)?;
     let rules = open_rules();
+    let dest = |lease: &Lease| format!("/srv/downloads/{}.bin", lease.task.0);
     let mut times = Vec::new();
-    let mut done = 0;
-    while done < n {
+    let t0 = Instant::now();
+    loop {
         let t = Instant::now();
         let claimed = store.batch(|s| {
             (0..LIFE_GROUP)
@@ -460,47 +461,55 @@ fn bench_lifecycle(o: &Opts, r: &mut Report) -> Res<()> {
                 .collect::<Result<Vec<_>, _>>()
         })?;
         let leases: Vec<Lease> = claimed.iter().flatten().map(|(t, _)| t.lease()).collect();
-        store.batch(|s| {
-            leases.iter().try_for_each(|lease| {
-                let dest = format!("/srv/downloads/{}.bin", lease.task.0);
-                let now = Utc::now();
-                s.set_file_target(*lease, 0, &dest, Some(4096), None, None, &[], now)
-                    .map(drop)
-            })
-        })?;
-        store.batch(|s| {
-            leases.iter().try_for_each(|lease| {
-                let placed = [PlacedFile {
-                    index: 0,
-                    bytes: 4096,
-                    sha256: None,
-                    dest: format!("/srv/downloads/{}.bin", lease.task.0),
-                }];
-                s.finish(
-                    *lease,
-                    &Outcome::Completed,
-                    &[],
-                    &placed,
-                    &actor,
-                    Utc::now(),
-                )
-                .map(drop)
-            })
-        })?;
-        times.push(t.elapsed() / leases.len().max(1) as u32);
-        done += leases.len();
         if leases.is_empty() {
-            return Err(format!("{done} of {n} tasks claimed").into());
+            break;
         }
+        let targets = store.batch(|s| {
+            leases
+                .iter()
+                .map(|lease| {
+                    let now = Utc::now();
+                    s.set_file_target(*lease, 0, &dest(lease), Some(4096), None, None, &[], now)
+                })
+                .collect::<Result<Vec<bool>, _>>()
+        })?;
+        let ends = store.batch(|s| {
+            leases
+                .iter()
+                .map(|lease| {
+                    let placed = [PlacedFile {
+                        index: 0,
+                        bytes: 4096,
+                        sha256: None,
+                        dest: dest(lease),
+                    }];
+                    let done = Outcome::Completed;
+                    s.finish(*lease, &done, &[], &placed, &actor, Utc::now())
+                })
+                .collect::<Result<Vec<bool>, _>>()
+        })?;
+        if !targets.iter().chain(&ends).all(|held| *held) {
+            return Err("a lifecycle write lost its lease".into());
+        }
+        times.push(t.elapsed() / leases.len() as u32);
     }
-    let total: Duration = times.iter().sum::<Duration>() * LIFE_GROUP as u32;
+    let wall = t0.elapsed();
+    let completed: u64 = store
+        .status_counts()?
+        .iter()
+        .filter(|c| c.status == Status::Completed)
+        .map(|c| c.count)
+        .sum();
+    if completed != n as u64 {
+        return Err(format!("{completed} of {n} tasks completed").into());
+    }
     r.add(
         "lifecycle",
         format!("claim + target + finish of {n} one-file tasks, per task"),
         &times,
         format!(
             "{LIFE_GROUP} tasks per group commit of each kind; {:.0} tasks/s",
-            n as f64 / total.as_secs_f64()
+            n as f64 / wall.as_secs_f64()
         ),
     );
     drop(store);
