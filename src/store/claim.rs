@@ -56,7 +56,7 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<Vec<(Task, Vec<FileEntry>)>, StoreError> {
         self.write(|tx| {
-            let mut running = Running::count(tx)?;
+            let mut running = Running::count(tx, rules)?;
             let mut claimed = Vec::new();
             if max == 0 || running.total >= rules.max_concurrent {
                 return Ok(claimed);
@@ -109,12 +109,22 @@ struct Running {
 }
 
 impl Running {
-    fn count(tx: &Connection) -> Result<Running, StoreError> {
+    /// The running tasks the limits of `rules` need counted. When no project has a limit and
+    /// the host limit is no tighter than the global one (the defaults), only the total can
+    /// turn a claim down: one count over the status index, no task row read.
+    fn count(tx: &Connection, rules: &ClaimRules) -> Result<Running, StoreError> {
         let mut running = Running {
             total: 0,
             per_project: HashMap::new(),
             per_host: HashMap::new(),
         };
+        if rules.project_limits.is_empty() && rules.per_host_limit >= rules.max_concurrent {
+            let n: i64 = tx
+                .prepare_cached("SELECT COUNT(*) FROM tasks WHERE status = 'running'")?
+                .query_row([], |r| r.get(0))?;
+            running.total = n.max(0) as u32;
+            return Ok(running);
+        }
         let mut stmt = tx.prepare_cached(
             "SELECT project, host, COUNT(*) FROM tasks WHERE status = 'running' \
              GROUP BY project, host",
@@ -238,6 +248,7 @@ fn claim(
 mod tests {
     use super::*;
     use crate::model::{InstanceId, NewFile, NewTask};
+    use crate::store::Outcome;
 
     fn actor() -> Actor {
         Actor {
@@ -294,6 +305,46 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn with_no_tighter_limit_than_the_global_one_every_instances_running_tasks_count() {
+        let (_dir, mut store, rules) = open(ClaimRules {
+            max_concurrent: 3,
+            per_host_limit: 3,
+            auto_resume: true,
+            ..ClaimRules::default()
+        });
+        for n in 0..3 {
+            add(&mut store, "a", n);
+            add(&mut store, "b", 10 + n);
+        }
+        let other = Actor {
+            instance: InstanceId("claim-test-other".into()),
+            label: "h/2".into(),
+        };
+        let theirs = store.claim_up_to(2, &rules, &other, Utc::now()).unwrap();
+        assert_eq!(theirs.len(), 2);
+        let mine = store.claim_up_to(10, &rules, &actor(), Utc::now()).unwrap();
+        assert_eq!(mine.len(), 1, "3 at most across both instances");
+        assert!(
+            store
+                .claim_up_to(10, &rules, &actor(), Utc::now())
+                .unwrap()
+                .is_empty()
+        );
+        store
+            .finish(
+                theirs[0].0.lease(),
+                &Outcome::Completed,
+                &[],
+                &[],
+                &other,
+                Utc::now(),
+            )
+            .unwrap();
+        let next = store.claim_up_to(10, &rules, &actor(), Utc::now()).unwrap();
+        assert_eq!(next.len(), 1, "the freed slot, and only it");
     }
 
     #[test]
