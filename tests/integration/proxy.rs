@@ -185,6 +185,32 @@ fn an_unreachable_proxy_is_named_with_the_cause_and_never_bypassed() {
 }
 
 #[test]
+fn an_https_proxy_is_spoken_to_over_tls_and_an_untrusted_one_is_refused_naming_it() {
+    let data = sample_bytes(74, 10_000);
+    let server = Server::start(vec![("/a.bin", Route::file(data))]);
+    // A TLS listener with a certificate no root vouches for, named as the proxy.
+    let tls_proxy = SelfSignedTls::start(b"not a proxy");
+    let proxy = tls_proxy.url("");
+    let env = Env::new();
+    let task = env.add(&[&server.url("/a.bin")], &[]);
+    run_with(&env, &[("http_proxy", &proxy)]);
+
+    assert_eq!(env.status(task), "failed");
+    let error = error_of(&env, task);
+    assert!(
+        error.contains(&format!("through the proxy {proxy}")),
+        "the proxy is named: {error}"
+    );
+    assert!(
+        error.contains("TLS certificate not trusted for 127.0.0.1"),
+        "TLS ran with the proxy itself: {error}"
+    );
+    assert!(!error.contains('\n'), "{error}");
+    assert_eq!(tls_proxy.requests(), 0, "no request after a refused handshake");
+    assert!(server.server.requests().is_empty(), "no direct connection");
+}
+
+#[test]
 fn a_webhook_goes_through_the_environments_proxy_like_the_downloads() {
     let data = sample_bytes(73, 10_000);
     let server = Server::start(vec![("/a.bin", Route::file(data))]);
