@@ -206,7 +206,11 @@ fn an_https_proxy_is_spoken_to_over_tls_and_an_untrusted_one_is_refused_naming_i
         "TLS ran with the proxy itself: {error}"
     );
     assert!(!error.contains('\n'), "{error}");
-    assert_eq!(tls_proxy.requests(), 0, "no request after a refused handshake");
+    assert_eq!(
+        tls_proxy.requests(),
+        0,
+        "no request after a refused handshake"
+    );
     assert!(server.server.requests().is_empty(), "no direct connection");
 }
 
