@@ -439,6 +439,28 @@ fn a_finish_records_the_placed_files_it_carries_and_a_lost_lease_none() {
 
 /// The next file's target record carries the files placed before it: they are done and
 /// counted with the new file's size; under a lost lease neither is written.
+/// A file's size recorded again (the server's file changed, or its size became unknown)
+/// replaces its share of the task's total instead of adding to it.
+#[test]
+fn a_size_recorded_again_replaces_the_files_share_of_the_total() {
+    let (_dir, mut store, me) = open();
+    let lease = claimed(&mut store, &me, "sizes", 2);
+    let target = |store: &mut Store, index: u32, size: Option<u64>| {
+        let held = store.set_file_target(lease, index, "/d/f", size, None, None, &[], at(1));
+        assert!(held.unwrap());
+    };
+    target(&mut store, 0, Some(100));
+    target(&mut store, 1, Some(30));
+    target(&mut store, 0, Some(70));
+    assert_eq!(task(&store, lease).bytes_total, Some(100), "70 + 30");
+    target(&mut store, 0, None);
+    assert_eq!(
+        task(&store, lease).bytes_total,
+        Some(30),
+        "an unknown size counts as none"
+    );
+}
+
 #[test]
 fn a_target_record_carries_the_placed_files_before_it() {
     let (_dir, mut store, me) = open();

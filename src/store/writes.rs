@@ -3,7 +3,7 @@
 //! touches no row the lease is gone and the caller must stop writing the file.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::notifications::{NotifyKind, enqueue};
 use super::{Store, StoreError, execute_cached, to_ms};
@@ -381,26 +381,35 @@ pub(super) fn adjust_task_totals(
     change: FileChange,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    tx.prepare_cached(
-        "UPDATE tasks SET \
-           bytes_done = tasks.bytes_done + (CASE WHEN f.done = 0 THEN COALESCE(?3 - f.bytes_done, 0) ELSE 0 END), \
-           bytes_total = CASE WHEN ?5 THEN \
-             COALESCE(tasks.bytes_total, 0) - COALESCE(f.bytes_total, 0) + COALESCE(?4, 0) \
-             ELSE tasks.bytes_total END, \
-           files_done = tasks.files_done + (CASE WHEN ?6 AND f.done = 0 THEN 1 ELSE 0 END), \
-           updated_at = ?7 \
-         FROM (SELECT bytes_done, bytes_total, done FROM files WHERE task_id = ?1 AND idx = ?2) AS f \
-         WHERE tasks.id = ?1",
-    )?
-    .execute(params![
-        task.0,
-        index as i64,
-        change.done.map(|d| d as i64),
-        change.total.flatten().map(|t| t as i64),
-        change.total.is_some(),
-        change.finished,
-        to_ms(now)
-    ])?;
+    // The file row is read here and the differences computed, so that the update of the task
+    // is a plain one: as `UPDATE ... FROM` the file, SQLite ran it through a temporary table.
+    let file: Option<(i64, Option<i64>, bool)> = tx
+        .prepare_cached(
+            "SELECT bytes_done, bytes_total, done FROM files WHERE task_id = ?1 AND idx = ?2",
+        )?
+        .query_row(params![task.0, index as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .optional()?;
+    let Some((bytes_done, bytes_total, done)) = file else {
+        return Ok(());
+    };
+    let done_delta = match change.done {
+        Some(offset) if !done => offset as i64 - bytes_done,
+        _ => 0,
+    };
+    let total_delta = change
+        .total
+        .map(|total| total.map_or(0, |t| t as i64) - bytes_total.unwrap_or(0));
+    let finished = i64::from(change.finished && !done);
+    execute_cached(
+        tx,
+        "UPDATE tasks SET bytes_done = bytes_done + ?2, \
+           bytes_total = CASE WHEN ?3 IS NULL THEN bytes_total ELSE COALESCE(bytes_total, 0) + ?3 END, \
+           files_done = files_done + ?4, updated_at = ?5 \
+         WHERE id = ?1",
+        params![task.0, done_delta, total_delta, finished, to_ms(now)],
+    )?;
     Ok(())
 }
 
