@@ -26,8 +26,9 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
+use super::writes::{FileChange, adjust_task_totals};
 use super::{StoreError, execute_cached};
-use crate::model::Lease;
+use crate::model::{Lease, TaskId};
 
 /// Rows per owner: task id mod this. Part of the stored format (readers must agree).
 pub(super) const BUCKETS: i64 = 64;
@@ -171,18 +172,16 @@ pub(super) fn write_back(
     beat: &Beat,
     at: Option<i64>,
 ) -> Result<(), StoreError> {
-    let mut total = conn.prepare_cached(
-        "UPDATE tasks SET bytes_done = tasks.bytes_done + (?3 - f.bytes_done) \
-         FROM (SELECT bytes_done FROM files WHERE task_id = ?1 AND idx = ?2 AND done = 0) AS f \
-         WHERE tasks.id = ?1",
-    )?;
     let mut offset = conn.prepare_cached(
         "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
     )?;
     for f in &beat.files {
-        let row = params![beat.task, i64::from(f.index), f.offset as i64];
-        total.execute(row)?;
-        offset.execute(row)?;
+        let change = FileChange {
+            done: Some(f.offset),
+            ..FileChange::default()
+        };
+        adjust_task_totals(conn, TaskId(beat.task), f.index, change, None)?;
+        offset.execute(params![beat.task, i64::from(f.index), f.offset as i64])?;
     }
     execute_cached(
         conn,

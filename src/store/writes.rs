@@ -144,7 +144,7 @@ impl Store {
                 total: Some(bytes_total),
                 ..FileChange::default()
             };
-            adjust_task_totals(tx, lease.task, index, change, now)?;
+            adjust_task_totals(tx, lease.task, index, change, Some(now))?;
             execute_cached(
                 tx,
                 "UPDATE files SET dest_path = ?3, bytes_total = ?4, etag = ?5, last_modified = ?6 \
@@ -179,7 +179,7 @@ impl Store {
                 done: Some(0),
                 ..FileChange::default()
             };
-            adjust_task_totals(tx, lease.task, index, change, now)?;
+            adjust_task_totals(tx, lease.task, index, change, Some(now))?;
             execute_cached(
                 tx,
                 "UPDATE files SET bytes_done = 0 WHERE task_id = ?1 AND idx = ?2",
@@ -330,7 +330,7 @@ fn record_done(
         total: Some(Some(file.bytes)),
         finished: true,
     };
-    adjust_task_totals(tx, task, file.index, change, now)?;
+    adjust_task_totals(tx, task, file.index, change, Some(now))?;
     mark_done(tx, task, file)
 }
 
@@ -373,13 +373,14 @@ pub(super) struct FileChange {
 }
 
 /// Moves the task's totals by one file's change, reading only that file's row (so a task of
-/// 10,000 files costs the same per file as a task of one). Call before updating the file row.
+/// 10,000 files costs the same per file as a task of one), and sets its `updated_at` when
+/// given one. Call before updating the file row.
 pub(super) fn adjust_task_totals(
     tx: &Connection,
     task: TaskId,
     index: u32,
     change: FileChange,
-    now: DateTime<Utc>,
+    updated_at: Option<DateTime<Utc>>,
 ) -> Result<(), StoreError> {
     // The file row is read here and the differences computed, so that the update of the task
     // is a plain one: as `UPDATE ... FROM` the file, SQLite ran it through a temporary table.
@@ -402,13 +403,22 @@ pub(super) fn adjust_task_totals(
         .total
         .map(|total| total.map_or(0, |t| t as i64) - bytes_total.unwrap_or(0));
     let finished = i64::from(change.finished && !done);
+    if done_delta == 0 && total_delta.is_none() && finished == 0 && updated_at.is_none() {
+        return Ok(());
+    }
     execute_cached(
         tx,
         "UPDATE tasks SET bytes_done = bytes_done + ?2, \
            bytes_total = CASE WHEN ?3 IS NULL THEN bytes_total ELSE COALESCE(bytes_total, 0) + ?3 END, \
-           files_done = files_done + ?4, updated_at = ?5 \
+           files_done = files_done + ?4, updated_at = COALESCE(?5, updated_at) \
          WHERE id = ?1",
-        params![task.0, done_delta, total_delta, finished, to_ms(now)],
+        params![
+            task.0,
+            done_delta,
+            total_delta,
+            finished,
+            updated_at.map(to_ms)
+        ],
     )?;
     Ok(())
 }
