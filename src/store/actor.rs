@@ -4,8 +4,9 @@
 //!
 //! Group commit: jobs that queued up while the thread was busy run together inside one
 //! transaction ([`Store::batch`]), with those that queue up while the batch runs, each write
-//! of theirs a savepoint, and one commit makes them all durable. Replies are sent only after that commit, so no caller acts on a write before it
-//! is on disk; if the commit fails, every job of the batch gets the error.
+//! of theirs a savepoint, and one commit makes them all durable. Replies are sent only after
+//! that commit, so no caller acts on a write before it is on disk; if the commit fails, every
+//! job of the batch gets the error.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -142,6 +143,19 @@ mod tests {
         }
     }
 
+    /// One column of every instance row, by pid, read from the database reopened.
+    fn instances<T: rusqlite::types::FromSql>(path: &std::path::Path, column: &str) -> Vec<T> {
+        Store::open(path)
+            .unwrap()
+            .conn
+            .prepare(&format!("SELECT {column} FROM instances ORDER BY pid"))
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
     /// Holds the store thread with a job until the returned sender sends, so the jobs queued
     /// meanwhile run as one batch; the handle answers once the blocking job is done.
     async fn hold(
@@ -218,16 +232,8 @@ mod tests {
             .await
             .unwrap();
         drop(actor);
-        let ids: Vec<u32> = Store::open(&path)
-            .unwrap()
-            .conn
-            .prepare("SELECT pid FROM instances ORDER BY pid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(ids, vec![2, 9], "only what was reported kept is kept");
+        let pids: Vec<u32> = instances(&path, "pid");
+        assert_eq!(pids, vec![2, 9], "only what was reported kept is kept");
     }
 
     /// A job queued while a batch runs joins that batch (one commit) instead of waiting for
@@ -316,15 +322,7 @@ mod tests {
             "jobs queued behind a busy thread share a batch"
         );
         drop(actor);
-        let reopened = Store::open(&path).unwrap();
-        let ids: Vec<String> = reopened
-            .conn
-            .prepare("SELECT id FROM instances ORDER BY pid")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let ids: Vec<String> = instances(&path, "id");
         // Job 7 registered its instance before its failing write; that first write was its
         // own savepoint and is kept, exactly as it would be without batching.
         assert_eq!(
