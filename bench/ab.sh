@@ -8,7 +8,7 @@
 # one binary, where this machine's wall times stray by 30 % (see BENCHMARKS.md "Noise").
 #
 # Usage: bench/ab.sh BIN_A BIN_B [BIN...]
-#   ROUNDS   [8]       rounds (each binary once per round)
+#   ROUNDS   [8]       rounds (each binary once per round; 0: CALLGRIND counts only)
 #   SET      [tiny]    tiny (10,000 x 4 KiB) or small (1,000 x 100 KiB), the first N files
 #   N        [all]     how many files of the set
 #   MODE     [ntasks]  ntasks (add --each: one task per file) or 1task (one task of all files)
@@ -78,6 +78,7 @@ for (( r = 1; r <= ROUNDS; r++ )); do
   done
 done
 
+if [ "$ROUNDS" -gt 0 ]; then
 echo "medians of $ROUNDS rounds (ratios to the first binary):"
 python3 - "$RESULTS" "$@" <<'EOF'
 import statistics, sys
@@ -91,6 +92,7 @@ for i, b in enumerate(bins):
     w, c = med[i]
     print(f"  {b:<40} wall {w:6.3f} s ({w / med[0][0]:.3f})  cpu {c:5.2f} s ({c / med[0][1]:.3f})")
 EOF
+fi
 
 if [ "$CALLGRIND" = 1 ]; then
   if ! command -v valgrind > /dev/null; then

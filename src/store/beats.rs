@@ -26,7 +26,7 @@ use std::collections::HashSet;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde::{Deserialize, Serialize};
 
-use super::writes::{FileChange, adjust_task_totals};
+use super::writes::{FileChange, TaskTotals};
 use super::{StoreError, execute_cached};
 use crate::model::{Lease, TaskId};
 
@@ -175,14 +175,16 @@ pub(super) fn write_back(
     let mut offset = conn.prepare_cached(
         "UPDATE files SET bytes_done = ?3 WHERE task_id = ?1 AND idx = ?2 AND done = 0",
     )?;
+    let mut totals = TaskTotals::default();
     for f in &beat.files {
         let change = FileChange {
             done: Some(f.offset),
             ..FileChange::default()
         };
-        adjust_task_totals(conn, TaskId(beat.task), f.index, change, None)?;
+        totals.add(conn, TaskId(beat.task), f.index, change)?;
         offset.execute(params![beat.task, i64::from(f.index), f.offset as i64])?;
     }
+    totals.apply(conn, TaskId(beat.task), None)?;
     execute_cached(
         conn,
         "UPDATE tasks SET updated_at = MAX(updated_at, COALESCE(?2, updated_at)), \

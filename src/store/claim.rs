@@ -63,7 +63,7 @@ impl Store {
             }
             // Most claims want a slot or two: read just past what they need first, and the
             // whole window only when limits or the skip list turned those rows down.
-            let mut window = (max + rules.skip.len() + 1).min(CANDIDATE_WINDOW as usize);
+            let mut window = (max + 1).min(CANDIDATE_WINDOW as usize);
             let mut looked_up_to: Option<TaskId> = None;
             loop {
                 for candidate in candidates(tx, rules, window)? {

@@ -131,20 +131,25 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
-            if !holds(tx, lease)? {
+            // With files placed, the fold reads the fence on the way; without, a fold would
+            // find no beat to write back (its offsets changed only in memory).
+            let held = if placed.is_empty() {
+                holds(tx, lease)?
+            } else {
+                super::beats::fold(tx, lease)?
+            };
+            if !held {
                 return Ok(false);
             }
-            if !placed.is_empty() {
-                super::beats::fold(tx, lease)?;
-            }
+            let mut totals = TaskTotals::default();
             for file in placed {
-                record_done(tx, lease.task, file, now)?;
+                record_done(tx, lease.task, file, &mut totals)?;
             }
             let change = FileChange {
                 total: Some(bytes_total),
                 ..FileChange::default()
             };
-            adjust_task_totals(tx, lease.task, index, change, Some(now))?;
+            totals.add(tx, lease.task, index, change)?;
             execute_cached(
                 tx,
                 "UPDATE files SET dest_path = ?3, bytes_total = ?4, etag = ?5, last_modified = ?6 \
@@ -158,6 +163,7 @@ impl Store {
                     last_modified
                 ],
             )?;
+            totals.apply(tx, lease.task, Some(now))?;
             Ok(true)
         })
     }
@@ -179,12 +185,14 @@ impl Store {
                 done: Some(0),
                 ..FileChange::default()
             };
-            adjust_task_totals(tx, lease.task, index, change, Some(now))?;
+            let mut totals = TaskTotals::default();
+            totals.add(tx, lease.task, index, change)?;
             execute_cached(
                 tx,
                 "UPDATE files SET bytes_done = 0 WHERE task_id = ?1 AND idx = ?2",
                 params![lease.task.0, index as i64],
             )?;
+            totals.apply(tx, lease.task, Some(now))?;
             let message = format!("file {index}: {reason}; restarting from 0");
             insert_event(
                 tx,
@@ -210,7 +218,9 @@ impl Store {
             if !super::beats::fold(tx, lease)? {
                 return Ok(false);
             }
-            record_done(tx, lease.task, file, now)?;
+            let mut totals = TaskTotals::default();
+            record_done(tx, lease.task, file, &mut totals)?;
+            totals.apply(tx, lease.task, Some(now))?;
             Ok(true)
         })
     }
@@ -317,20 +327,20 @@ pub enum Outcome {
     Interrupted(String),
 }
 
-/// Marks one placed file done and counts it in its task's totals (the caller holds the fence
-/// and has folded the task's beat).
+/// Marks one placed file done and counts it in `totals` (the caller holds the fence, has
+/// folded the task's beat, and applies the totals).
 fn record_done(
     tx: &Connection,
     task: TaskId,
     file: &PlacedFile,
-    now: DateTime<Utc>,
+    totals: &mut TaskTotals,
 ) -> Result<(), StoreError> {
     let change = FileChange {
         done: Some(file.bytes),
         total: Some(Some(file.bytes)),
         finished: true,
     };
-    adjust_task_totals(tx, task, file.index, change, Some(now))?;
+    totals.add(tx, task, file.index, change)?;
     mark_done(tx, task, file)
 }
 
@@ -361,7 +371,7 @@ pub(super) fn holds(tx: &Connection, lease: Lease) -> Result<bool, StoreError> {
     Ok(n == 1)
 }
 
-/// A change to one file row, for [`adjust_task_totals`].
+/// A change to one file row, for [`TaskTotals::add`].
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct FileChange {
     /// New durable offset.
@@ -372,55 +382,79 @@ pub(super) struct FileChange {
     pub finished: bool,
 }
 
-/// Moves the task's totals by one file's change, reading only that file's row (so a task of
-/// 10,000 files costs the same per file as a task of one), and sets its `updated_at` when
-/// given one. Call before updating the file row.
-pub(super) fn adjust_task_totals(
-    tx: &Connection,
-    task: TaskId,
-    index: u32,
-    change: FileChange,
-    updated_at: Option<DateTime<Utc>>,
-) -> Result<(), StoreError> {
-    // The file row is read here and the differences computed, so that the update of the task
-    // is a plain one: as `UPDATE ... FROM` the file, SQLite ran it through a temporary table.
-    let file: Option<(i64, Option<i64>, bool)> = tx
-        .prepare_cached(
-            "SELECT bytes_done, bytes_total, done FROM files WHERE task_id = ?1 AND idx = ?2",
-        )?
-        .query_row(params![task.0, index as i64], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
-        .optional()?;
-    let Some((bytes_done, bytes_total, done)) = file else {
-        return Ok(());
-    };
-    let done_delta = match change.done {
-        Some(offset) if !done => offset as i64 - bytes_done,
-        _ => 0,
-    };
-    let total_delta = change
-        .total
-        .map(|total| total.map_or(0, |t| t as i64) - bytes_total.unwrap_or(0));
-    let finished = i64::from(change.finished && !done);
-    if done_delta == 0 && total_delta.is_none() && finished == 0 && updated_at.is_none() {
-        return Ok(());
+/// How the changes to some files of one task move its totals: summed file by file, each read
+/// from only that file's row (so a task of 10,000 files costs the same per file as a task of
+/// one), then written by one update of the task however many files changed.
+#[derive(Debug, Default)]
+pub(super) struct TaskTotals {
+    bytes_done: i64,
+    /// `None`: no file's size changed.
+    bytes_total: Option<i64>,
+    files_done: i64,
+}
+
+impl TaskTotals {
+    /// Counts one file's change. Call before updating the file row.
+    pub(super) fn add(
+        &mut self,
+        tx: &Connection,
+        task: TaskId,
+        index: u32,
+        change: FileChange,
+    ) -> Result<(), StoreError> {
+        // The file row is read here and the differences computed, so that the update of the
+        // task is a plain one: as `UPDATE ... FROM` the file, SQLite ran it through a temporary
+        // table.
+        let file: Option<(i64, Option<i64>, bool)> = tx
+            .prepare_cached(
+                "SELECT bytes_done, bytes_total, done FROM files WHERE task_id = ?1 AND idx = ?2",
+            )?
+            .query_row(params![task.0, index as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })
+            .optional()?;
+        let Some((bytes_done, bytes_total, done)) = file else {
+            return Ok(());
+        };
+        if let Some(offset) = change.done.filter(|_| !done) {
+            self.bytes_done += offset as i64 - bytes_done;
+        }
+        if let Some(total) = change.total {
+            let delta = total.map_or(0, |t| t as i64) - bytes_total.unwrap_or(0);
+            self.bytes_total = Some(self.bytes_total.unwrap_or(0) + delta);
+        }
+        self.files_done += i64::from(change.finished && !done);
+        Ok(())
     }
-    execute_cached(
-        tx,
-        "UPDATE tasks SET bytes_done = bytes_done + ?2, \
-           bytes_total = CASE WHEN ?3 IS NULL THEN bytes_total ELSE COALESCE(bytes_total, 0) + ?3 END, \
-           files_done = files_done + ?4, updated_at = COALESCE(?5, updated_at) \
-         WHERE id = ?1",
-        params![
-            task.0,
-            done_delta,
-            total_delta,
-            finished,
-            updated_at.map(to_ms)
-        ],
-    )?;
-    Ok(())
+
+    /// Writes the counted changes to the task, with `updated_at` when given one; writes
+    /// nothing when neither changes anything.
+    pub(super) fn apply(
+        self,
+        tx: &Connection,
+        task: TaskId,
+        updated_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        let unchanged = self.bytes_done == 0 && self.bytes_total.is_none() && self.files_done == 0;
+        if unchanged && updated_at.is_none() {
+            return Ok(());
+        }
+        execute_cached(
+            tx,
+            "UPDATE tasks SET bytes_done = bytes_done + ?2, \
+               bytes_total = CASE WHEN ?3 IS NULL THEN bytes_total ELSE COALESCE(bytes_total, 0) + ?3 END, \
+               files_done = files_done + ?4, updated_at = COALESCE(?5, updated_at) \
+             WHERE id = ?1",
+            params![
+                task.0,
+                self.bytes_done,
+                self.bytes_total,
+                self.files_done,
+                updated_at.map(to_ms)
+            ],
+        )?;
+        Ok(())
+    }
 }
 
 /// Appends one row to the event log.
