@@ -3,7 +3,7 @@
 # turns round after round (so a slow spell of the machine hits them alike), each on a fresh
 # database and download directory on tmpfs, the tasks added untimed and `haul run
 # --exit-when-idle` timed alone. Prints every run and, per binary, the median wall and CPU
-# time and their ratios to the first binary. With CALLGRIND=1, one more run of each under
+# time and the fastest run, with their ratios to the first binary. With CALLGRIND=1, one more run of each under
 # `valgrind --tool=callgrind` prints its instruction count: within 1–2 % from run to run of
 # one binary, where this machine's wall times stray by 30 % (see BENCHMARKS.md "Noise").
 #
@@ -79,7 +79,7 @@ for (( r = 1; r <= ROUNDS; r++ )); do
 done
 
 if [ "$ROUNDS" -gt 0 ]; then
-echo "medians of $ROUNDS rounds (ratios to the first binary):"
+echo "medians of $ROUNDS rounds, and the fastest run (ratios to the first binary):"
 python3 - "$RESULTS" "$@" <<'EOF'
 import statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines()]
@@ -87,10 +87,12 @@ bins = sys.argv[2:]
 med = {}
 for i, b in enumerate(bins):
     mine = [r for r in rows if int(r[0]) == i]
-    med[i] = (statistics.median(float(r[2]) for r in mine), statistics.median(float(r[3]) for r in mine))
+    walls = [float(r[2]) for r in mine]
+    med[i] = (statistics.median(walls), statistics.median(float(r[3]) for r in mine), min(walls))
 for i, b in enumerate(bins):
-    w, c = med[i]
-    print(f"  {b:<40} wall {w:6.3f} s ({w / med[0][0]:.3f})  cpu {c:5.2f} s ({c / med[0][1]:.3f})")
+    w, c, m = med[i]
+    print(f"  {b:<40} wall {w:6.3f} s ({w / med[0][0]:.3f})  cpu {c:5.2f} s ({c / med[0][1]:.3f})"
+          f"  fastest {m:6.3f} s ({m / med[0][2]:.3f})")
 EOF
 fi
 

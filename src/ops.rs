@@ -306,25 +306,22 @@ pub fn restart(
 }
 
 fn parse_url(raw: &str) -> Result<url::Url, Error> {
-    let shown = redact_url(raw.trim());
-    let url = url::Url::parse(raw.trim()).map_err(|e| Error::InvalidUrl {
-        url: shown.clone(),
-        reason: e.to_string(),
-    })?;
+    // The URL as shown in an error, made only for one: redacting parses it again.
+    let invalid = |reason: String| Error::InvalidUrl {
+        url: redact_url(raw.trim()),
+        reason,
+    };
+    let url = url::Url::parse(raw.trim()).map_err(|e| invalid(e.to_string()))?;
     match url.scheme() {
         "http" | "https" => {}
         other => {
-            return Err(Error::InvalidUrl {
-                url: shown,
-                reason: format!("unsupported scheme {other} (only http and https)"),
-            });
+            return Err(invalid(format!(
+                "unsupported scheme {other} (only http and https)"
+            )));
         }
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(Error::InvalidUrl {
-            url: shown,
-            reason: "no host".into(),
-        });
+        return Err(invalid("no host".into()));
     }
     Ok(url)
 }
