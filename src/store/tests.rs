@@ -487,3 +487,36 @@ fn a_failed_atomic_unit_inside_a_batch_undoes_only_itself() {
     assert_eq!(all_ids(&store, &HistoryFilter::default()), vec![kept]);
     assert_counts_match(&store.conn);
 }
+
+/// A new download's collision check finds the unfinished tasks writing one of its names into
+/// the same directory, once each, and no finished task or other directory's.
+#[test]
+fn the_collision_check_finds_each_unfinished_task_with_a_name_in_the_same_directory() {
+    let (_dir, mut store) = store();
+    let mut add = |name: &str, dest: &str| {
+        let mut task = new_task("p", name);
+        task.dest_dir = dest.into();
+        task.files.push(NewFile {
+            url: format!("http://x/{name}.sig"),
+            name: format!("{name}.sig"),
+            sha256_expected: None,
+        });
+        store.add_task(&task, "x", Utc::now(), &me()).unwrap()
+    };
+    let queued = add("a.iso", "/d");
+    let finished = add("a.iso", "/d");
+    let elsewhere = add("a.iso", "/e");
+    let interrupted = add("b.iso", "/d");
+    set_status(&store, finished, Status::Completed);
+    set_status(&store, interrupted, Status::Interrupted);
+    let names = ["a.iso", "a.iso.sig", "b.iso", "c.iso"].map(String::from);
+    let found: Vec<TaskId> = store
+        .unfinished_with_names("/d", &names)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(found, vec![queued, interrupted]);
+    assert!(!found.contains(&elsewhere));
+    assert!(store.unfinished_with_names("/d", &["c.iso".into()]).unwrap().is_empty());
+}
