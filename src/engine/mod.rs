@@ -397,7 +397,9 @@ impl Engine {
             files_in_parallel: self.options.config.files_in_parallel as usize,
             unrecorded: Unrecorded::default(),
         };
-        tracing::info!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
+        // Each claim is in the task's event log; a line per task on stderr (4 % of the
+        // instructions of 2,000 one-file tasks, and a write each) is for `-v`.
+        tracing::debug!(task = %task.id, attempt = %task.attempt, "claimed {}", task.name);
         self.running.insert(task.id, stop);
         let span = tracing::info_span!("task", id = %task.id, attempt = %task.attempt);
         worker::announce(&ctx, &task, &files);

@@ -518,5 +518,10 @@ fn the_collision_check_finds_each_unfinished_task_with_a_name_in_the_same_direct
         .collect();
     assert_eq!(found, vec![queued, interrupted]);
     assert!(!found.contains(&elsewhere));
-    assert!(store.unfinished_with_names("/d", &["c.iso".into()]).unwrap().is_empty());
+    assert!(
+        store
+            .unfinished_with_names("/d", &["c.iso".into()])
+            .unwrap()
+            .is_empty()
+    );
 }
