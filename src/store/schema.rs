@@ -191,7 +191,7 @@ pub fn configure_writer(conn: &Connection) -> Result<(), StoreError> {
     // temp_store stays FILE: with MEMORY, SQLite keeps every savepoint's sub-journal in
     // 1 KiB chunks, a malloc and a copy each (9 % of `haul run`'s instructions on one-file
     // tasks, with a savepoint per job of a group commit). As FILE it is one memory chunk,
-    // spilled to a file only past SQLITE_STMTJRNL_SPILL, 1 MiB in .cargo/config.toml.
+    // spilled to a file only past SQLITE_STMTJRNL_SPILL, 120 KiB in .cargo/config.toml.
     if let Some(pages) = test_knob("HAUL_TEST_MAX_PAGE_COUNT") {
         conn.pragma_update(None, "max_page_count", pages)?;
     }

@@ -525,3 +525,40 @@ fn the_collision_check_finds_each_unfinished_task_with_a_name_in_the_same_direct
             .is_empty()
     );
 }
+
+/// A write that changes megabytes of existing pages inside a group commit spills its
+/// sub-journal to a temporary file, and commits: with `SQLITE_STMTJRNL_SPILL` at 1 MiB,
+/// SQLite wrote the spilled journal in one call of more than 128 KiB, which its Unix layer
+/// cuts to a multiple of 128 KiB, and failed with "database or disk is full".
+#[test]
+fn a_write_changing_megabytes_of_pages_in_a_batch_spills_its_journal_and_commits() {
+    let (_dir, mut store) = store();
+    store
+        .batch(|s| {
+            for i in 0..6_000 {
+                let mut task = new_task("p", &format!("f{i}.bin"));
+                task.dest_dir = format!("/srv/downloads/{}", "d".repeat(200));
+                s.add_task(&task, "x", Utc::now(), &me())?;
+            }
+            Ok::<_, super::StoreError>(())
+        })
+        .unwrap();
+    let changed = store
+        .batch(|s| {
+            s.write(|tx| {
+                Ok(tx.execute(
+                    "UPDATE tasks SET updated_at = updated_at + 1, name = name || '~'",
+                    [],
+                )?)
+            })
+        })
+        .unwrap();
+    assert_eq!(changed, 6_000);
+    let renamed: i64 = store
+        .conn
+        .query_row("SELECT COUNT(*) FROM tasks WHERE name LIKE '%~'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(renamed, 6_000);
+}
