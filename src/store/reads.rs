@@ -384,8 +384,8 @@ impl Reader {
 
     /// Unfinished tasks with a file planned as `dest_dir/name` for any of `names`, read in one
     /// read transaction: the index of file names gives each name's tasks, whose rows are then
-    /// read by id (an `IN` over a subquery or a list made SQLite build a temporary table per
-    /// name, 40k instructions each: most of adding a task of 10,000 files).
+    /// read by id (with `IN` over a subquery and a list, SQLite built two temporary tables a
+    /// name, ~50k instructions with the read transaction: most of adding 10,000 files).
     pub fn unfinished_with_names(
         &self,
         dest_dir: &str,

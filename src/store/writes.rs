@@ -131,8 +131,8 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
         self.write(|tx| {
-            // With files placed, the fold reads the fence on the way; without, a fold would
-            // find no beat to write back (its offsets changed only in memory).
+            // The beat is folded only when placed files' rows become final; that fold reads
+            // the fence on the way, so `holds` is asked only without them.
             let held = if placed.is_empty() {
                 holds(tx, lease)?
             } else {
