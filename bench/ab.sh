@@ -3,9 +3,10 @@
 # turns round after round (so a slow spell of the machine hits them alike), each on a fresh
 # database and download directory on tmpfs, the tasks added untimed and `haul run
 # --exit-when-idle` timed alone. Prints every run and, per binary, the median wall and CPU
-# time and the fastest run, with their ratios to the first binary. With CALLGRIND=1, one more run of each under
-# `valgrind --tool=callgrind` prints its instruction count: within 1–2 % from run to run of
-# one binary, where this machine's wall times stray by 30 % (see BENCHMARKS.md "Noise").
+# time and the fastest run, with their ratios to the first binary. With CALLGRIND=1, one more
+# run of each under `valgrind --tool=callgrind` prints its instruction count: within 1–2 %
+# from run to run of one binary, where this machine's wall times stray by 30 % (see
+# BENCHMARKS.md "Noise").
 #
 # Usage: bench/ab.sh BIN_A BIN_B [BIN...]
 #   ROUNDS   [8]       rounds (each binary once per round; 0: CALLGRIND counts only)
@@ -79,7 +80,7 @@ for (( r = 1; r <= ROUNDS; r++ )); do
 done
 
 if [ "$ROUNDS" -gt 0 ]; then
-echo "medians of $ROUNDS rounds, and the fastest run (ratios to the first binary):"
+  echo "medians of $ROUNDS rounds, and the fastest run (ratios to the first binary):"
 python3 - "$RESULTS" "$@" <<'EOF'
 import statistics, sys
 rows = [line.split("\t") for line in open(sys.argv[1]).read().splitlines()]
