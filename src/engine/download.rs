@@ -228,16 +228,17 @@ async fn begin(ctx: &TaskCtx, file: &mut FileEntry) -> Result<Option<Transfer>, 
         Start::FromZero(_) => 0,
     };
     // Refuse before a byte is written (or a file created) when it cannot fit.
-    let volume = part::volume(&dest_dir);
-    if let Some(total) = total {
-        let needed = total.saturating_sub(offset);
-        if volume.free.is_some_and(|free| free < needed) {
-            return Err(FileError::Fatal(format!(
-                "disk full: {needed} bytes needed in {}, not that much free",
-                dest_dir.display()
-            )));
-        }
+    let needed = total.map(|total| total.saturating_sub(offset));
+    let space = ctx.space.take(&dest_dir, needed);
+    if let (Some(needed), Some(free)) = (needed, space.free)
+        && free < needed
+    {
+        return Err(FileError::Fatal(format!(
+            "disk full: {needed} bytes needed in {}, not that much free",
+            dest_dir.display()
+        )));
     }
+    let volume = space.volume;
     let target = Target {
         total,
         etag: etag.clone(),

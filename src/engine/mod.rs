@@ -13,6 +13,7 @@ mod notify;
 mod part;
 mod placed;
 mod proxy;
+mod space;
 mod worker;
 mod writer;
 
@@ -36,6 +37,7 @@ use crate::store::{Actor, ClaimRules, HeartbeatReply, StoreActor, TaskProgress};
 pub use event::{EngineEvent, Finish, Phase, TaskView};
 use notify::Notifier;
 use placed::Unrecorded;
+use space::SpaceBudget;
 use worker::{StopReason, StopSignal, TaskCtx};
 
 /// The sweep for dead owners runs every this many heartbeats.
@@ -396,6 +398,7 @@ impl Engine {
             headers: header_map(&policy.headers),
             files_in_parallel: self.options.config.files_in_parallel as usize,
             unrecorded: Unrecorded::default(),
+            space: SpaceBudget::default(),
         };
         // Each claim is in the task's event log; a line per task on stderr (4 % of the
         // instructions of 2,000 one-file tasks, and a write each) is for `-v`.

@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::download::{FileError, fetch};
 use super::event::{EngineEvent, Finish};
 use super::placed::{self, Unrecorded};
+use super::space::SpaceBudget;
 use crate::config::RetryPolicy;
 use crate::model::{FileEntry, Lease, PlacedFile, Task};
 use crate::store::{Actor, Outcome, Store, StoreActor, StoreError};
@@ -81,6 +82,8 @@ pub struct TaskCtx {
     pub files_in_parallel: usize,
     /// Placed files whose record rides with the task's next write.
     pub unrecorded: Unrecorded,
+    /// The free space of `dest_dir`, read once for the files that start together.
+    pub space: SpaceBudget,
 }
 
 impl TaskCtx {
