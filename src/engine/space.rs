@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use super::part::{self, Volume};
 
 /// How long one reading of the file system stands for it.
-pub const READING_LIFETIME: Duration = Duration::from_secs(1);
+const READING_LIFETIME: Duration = Duration::from_secs(1);
 
 /// A task's reading of its destination's volume, and the bytes its files took off it since.
 #[derive(Debug, Default, Clone)]
