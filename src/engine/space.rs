@@ -3,7 +3,7 @@
 //! One `statfs` per file was one system call in sixteen of a small file's (10,000 files of
 //! 4 KiB as one task: 156,627 calls in all), and files that start together each saw the
 //! whole free space, none of the others' needs. A reading is now kept for
-//! [`READING_LIFETIME`], and every file that starts takes what it needs off it, so files
+//! `READING_LIFETIME`, and every file that starts takes what it needs off it, so files
 //! started together are checked against each other, not only against the disk.
 
 use std::path::Path;
