@@ -6,9 +6,11 @@
 # time and the fastest run, with their ratios to the first binary. With CALLGRIND=1, one more
 # run of each under `valgrind --tool=callgrind` prints its instruction count: within 1–2 %
 # from run to run of one binary, where this machine's wall times stray by 30 % (see
-# BENCHMARKS.md "Noise").
+# BENCHMARKS.md "Noise"). The name `curl` stands for `curl --parallel --parallel-max $PAR` of
+# the same list (nothing to add; its run is timed the same way), so haul's ratio to curl comes
+# from the same rounds: `bench/ab.sh curl BIN`.
 #
-# Usage: bench/ab.sh BIN_A BIN_B [BIN...]
+# Usage: bench/ab.sh BIN_A BIN_B [BIN...]   (any of them may be `curl`)
 #   ROUNDS   [8]       rounds (each binary once per round; 0: CALLGRIND counts only)
 #   SET      [tiny]    tiny (10,000 x 4 KiB) or small (1,000 x 100 KiB), the first N files
 #   N        [all]     how many files of the set
@@ -29,7 +31,7 @@ WORK=${AB_DIR:-/dev/shm/haul-bench-ab}
 
 die() { echo "ab.sh: $*" >&2; exit 1; }
 [ $# -ge 2 ] || die "usage: bench/ab.sh BIN_A BIN_B [BIN...] (see the header for the knobs)"
-for bin in "$@"; do [ -x "$bin" ] || die "not an executable: $bin"; done
+for bin in "$@"; do [ "$bin" = curl ] || [ -x "$bin" ] || die "not an executable: $bin"; done
 case "$SET" in tiny|small) ;; *) die "SET must be tiny or small" ;; esac
 case "$MODE" in ntasks|1task) ;; *) die "MODE must be ntasks or 1task" ;; esac
 curl -sf -o /dev/null "$BASE_URL/$SET/f$( [ "$SET" = tiny ] && echo 0000 || echo 000 ).bin" \
@@ -44,20 +46,33 @@ FILES=$(wc -l < "$LIST")
 printf 'max_concurrent = %s\nper_host_limit = %s\nfiles_in_parallel = %s\n' "$PAR" "$PAR" "$PAR" \
   > "$WORK/haul.toml"
 EACH=(); [ "$MODE" = ntasks ] && EACH=(--each)
+awk '{ name = $0; sub(".*/", "", name); print "url = \"" $0 "\"\noutput = \"" name "\"" }' \
+  "$LIST" > "$WORK/list.curl"
 
-# Fresh state with the list added by `bin` (untimed).
+# Fresh state with the list added by `bin` (untimed; curl has nothing to add).
 prepare() {
   rm -rf "$WORK/state" "$WORK/dl" && mkdir -p "$WORK/state" "$WORK/dl"
+  [ "$1" = curl ] && return
   "$1" --config "$WORK/haul.toml" --db "$WORK/state/haul.db" add "${EACH[@]}" \
     --input "$LIST" --dest "$WORK/dl" > /dev/null
 }
 
-# One timed `haul run`: prints "wall_s cpu_s maxrss_kib files".
+# Sets CMD to what `bin` is timed running: `haul run`, or curl fetching the whole list.
+timed_command() {
+  if [ "$1" = curl ]; then
+    CMD=(curl -sS --fail --no-progress-meter --parallel --parallel-max "$PAR"
+      --output-dir "$WORK/dl" -K "$WORK/list.curl")
+  else
+    CMD=("$1" --config "$WORK/haul.toml" --db "$WORK/state/haul.db" run --exit-when-idle)
+  fi
+}
+
+# One timed run of `bin`: prints "wall_s cpu_s maxrss_kib files".
 run_once() {
   local t0 t1
+  timed_command "$1"
   t0=$(date +%s%N)
-  /usr/bin/time -f '%U %S %M' -o "$WORK/time" "$@" --config "$WORK/haul.toml" \
-    --db "$WORK/state/haul.db" run --exit-when-idle > /dev/null 2>&1
+  /usr/bin/time -f '%U %S %M' -o "$WORK/time" "${CMD[@]}" > /dev/null 2>&1
   t1=$(date +%s%N)
   read -r user sys rss < "$WORK/time"
   echo "$(( (t1 - t0) / 1000000 ))" "$user" "$sys" "$rss" "$(find "$WORK/dl" -type f | wc -l)" \
@@ -106,8 +121,9 @@ if [ "$CALLGRIND" = 1 ]; then
   echo "instructions (callgrind, one run each, user space only):"
   for bin in "$@"; do
     prepare "$bin"
-    refs=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$bin" --config "$WORK/haul.toml" \
-      --db "$WORK/state/haul.db" run --exit-when-idle 2>&1 > /dev/null | awk '/I *refs:/ {gsub(",", "", $NF); print $NF}')
+    timed_command "$bin"
+    refs=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "${CMD[@]}" 2>&1 > /dev/null \
+      | awk '/I *refs:/ {gsub(",", "", $NF); print $NF}')
     printf '  %-40s %s instructions (%s per file)\n' "$bin" "$refs" "$(( refs / FILES ))"
   done
 fi
